@@ -731,17 +731,17 @@ void db_session_replace_kind(struct db_session *s, const char *kind, const struc
     for (;;) {
         const char *cn = ci < c->n && strcmp(c->v[ci].kind, kind) == 0 ? c->v[ci].name : NULL;
         const char *pn = pi < pb ? s->p[pi].name : NULL;
-        const char *nn_ = ni < nn ? nu[ni].name : NULL;
+        const char *nname = ni < nn ? nu[ni].name : NULL;
         const char *name = cn;
         if (pn && (!name || strcmp(pn, name) < 0))
             name = pn;
-        if (nn_ && (!name || strcmp(nn_, name) < 0))
-            name = nn_;
+        if (nname && (!name || strcmp(nname, name) < 0))
+            name = nname;
         if (!name)
             break;
         const char *cbody = cn && strcmp(cn, name) == 0 ? c->v[ci].body : NULL;
         struct pend *old = pn && strcmp(pn, name) == 0 ? &s->p[pi] : NULL;
-        const struct newunit *nw = nn_ && strcmp(nn_, name) == 0 ? &nu[ni] : NULL;
+        const struct newunit *nw = nname && strcmp(nname, name) == 0 ? &nu[ni] : NULL;
         struct pend out = {0};
         bool emit = false;
         if (nw) {

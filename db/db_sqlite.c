@@ -132,6 +132,30 @@ static int make_private(const char *path, char *err, size_t errlen)
     return SQLITE_OK;
 }
 
+/* The promises (readers never block the writer, a commit is one append to the WAL) hold only in
+ * WAL mode, and SQLite answers with the mode it fell back to rather than an error. */
+static int set_wal(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = db_sqlite_prepare(db, "PRAGMA journal_mode=WAL", &st, err, errlen);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        rc = SQLITE_OK;
+        if (!mode || strcmp(mode, "wal") != 0) {
+            snprintf(err, errlen, "cannot use WAL mode (the database is in %s mode)",
+                     mode ? mode : "an unknown");
+            rc = SQLITE_ERROR;
+        }
+    } else {
+        db_sqlite_err(db, "PRAGMA journal_mode=WAL", err, errlen);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_sqlite_open(const char *path, bool sync_full, const char *const *migrations, int nmigrations,
                    sqlite3 **out, char *err, size_t errlen)
 {
@@ -151,7 +175,7 @@ int db_sqlite_open(const char *path, bool sync_full, const char *const *migratio
     sqlite3_extended_result_codes(db, 1);
     /* The busy timeout first, so that the journal_mode switch waits for other openers. */
     sqlite3_busy_timeout(db, DB_SQLITE_BUSY_MS);
-    rc = db_sqlite_exec(db, "PRAGMA journal_mode=WAL", err, errlen);
+    rc = set_wal(db, err, errlen);
     if (rc == SQLITE_OK)
         rc = db_sqlite_exec(db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
                             err, errlen);
