@@ -5,13 +5,16 @@
  *
  * Every commit replaces the pair of destinations a-<G>.example and b-<G>.example of generation G
  * with those of generation G+1 (two DELETEs and two NEWs in one commit): a half-applied commit
- * would show a pair of different generations, or one or three entries. Some runs go back with
- * rollbackconfig instead, whose commit must as well land whole or not at all. The kill comes at a
+ * would show a pair of different generations, or one or three entries. Some runs IMPORT a table
+ * of the new pair plus FILL entries f<i>-<G+1> instead (a commit of thousands of rows, so that
+ * kills land in the middle of SQLite's writing), and some go back with rollbackconfig; those
+ * commits too must land whole or not at all. The kill comes at a
  * random moment: mostly within the commit itself (right after the answer that triggers it, within
  * twice the time a commit takes), otherwise anywhere in the shell's life. After each kill the
  * checker opens the database as the next shell would and requires:
  * - PRAGMA integrity_check is "ok" and PRAGMA foreign_key_check finds nothing;
- * - the newest version's entries are one whole pair, of the old or the new generation;
+ * - the newest version's entries are one whole pair (and none or all of one generation's
+ *   fillers), and equal to the old or the new version;
  * - the newest commit record belongs to that pair (comment "gen <G>" or a rollback);
  * - if the shell printed "Changes committed:" before it died, the new generation is there. */
 #include <errno.h>
@@ -159,45 +162,86 @@ static int finish(struct child *c, bool kill_it)
     return status;
 }
 
-static void commit_dialogue(struct strbuf *sb, int old, int gen)
+/* The entries of one generation: the pair a-<G>, b-<G>, and after an IMPORT run FILL entries
+ * f<i>-<G> written by that same commit. */
+#define FILL 2000
+
+enum run_kind { RUN_COMMIT, RUN_IMPORT, RUN_ROLLBACK };
+
+struct state {
+    int gen;      /* the pair's generation; 0 when there is none yet */
+    int fill_gen; /* the fillers' generation, 0 when there are none */
+    int fill_n;
+};
+
+static bool same_state(struct state x, struct state y)
+{
+    return x.gen == y.gen && x.fill_gen == y.fill_gen && x.fill_n == y.fill_n;
+}
+
+static void commit_dialogue(struct strbuf *sb, enum run_kind kind, int old, int gen)
 {
     sb_append(sb, "destconfig\n");
-    if (old > 0)
-        sb_printf(sb, "delete\na-%d.example\ndelete\nb-%d.example\n", old, old);
-    for (int i = 0; i < 2; i++)
-        sb_printf(sb, "new\n%c-%d.example\nn\nn\nn\nn\nn\nn\n", "ab"[i], gen);
+    if (kind == RUN_IMPORT) {
+        /* IMPORT replaces the whole table: the old pair and fillers go in the same commit. */
+        char path[256];
+        snprintf(path, sizeof path, "%s/configuration/gen-%d.ini", data_dir, gen);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            fatal("%s: %s", path, strerror(errno));
+        fprintf(f, "[DEFAULT]\n[a-%d.example]\n[b-%d.example]\n", gen, gen);
+        for (int i = 0; i < FILL; i++)
+            fprintf(f, "[f%d-%d.example]\nmax_host_concurrency = %d\n", i, gen, 1 + i % 1000);
+        if (fclose(f) != 0)
+            fatal("%s: %s", path, strerror(errno));
+        sb_printf(sb, "import\ngen-%d.ini\n", gen);
+    } else {
+        if (old > 0)
+            sb_printf(sb, "delete\na-%d.example\ndelete\nb-%d.example\n", old, old);
+        for (int i = 0; i < 2; i++)
+            sb_printf(sb, "new\n%c-%d.example\nn\nn\nn\nn\nn\nn\n", "ab"[i], gen);
+    }
     sb_printf(sb, "\ncommit\ngen %d\n", gen);
 }
 
-struct state {
-    int64_t version;
-    int gen; /* the generation of the newest version's pair; 0 when there is none yet */
-    char comment[256];
-};
-
-static int pair_gen(const struct db_units *u, char *why, size_t whylen)
+/* What a version holds; false (with why) when it is a mix of generations. */
+static bool state_of(const struct db_units *u, struct state *s, char *why, size_t whylen)
 {
     int a = -1, b = -1, n = 0;
+    *s = (struct state){0};
     for (size_t i = 0; i < u->n; i++) {
         const struct db_unit *x = &u->v[i];
         if (strcmp(x->kind, "destconfig") != 0 || strstr(x->name, ".example") == NULL)
             continue;
         n++;
-        int g;
+        int g, idx;
         char which;
-        if (sscanf(x->name, "%c-%d.example", &which, &g) != 2 || (which != 'a' && which != 'b')) {
+        if (sscanf(x->name, "f%d-%d.example", &idx, &g) == 2) {
+            if (s->fill_n++ > 0 && s->fill_gen != g) {
+                snprintf(why, whylen, "fillers of generations %d and %d", s->fill_gen, g);
+                return false;
+            }
+            s->fill_gen = g;
+        } else if (sscanf(x->name, "%c-%d.example", &which, &g) == 2 &&
+                   (which == 'a' || which == 'b')) {
+            *(which == 'a' ? &a : &b) = g;
+        } else {
             snprintf(why, whylen, "unexpected entry %s", x->name);
-            return -1;
+            return false;
         }
-        *(which == 'a' ? &a : &b) = g;
     }
     if (n == 0)
-        return 0;
-    if (n != 2 || a < 0 || b < 0 || a != b) {
+        return true;
+    if (n != 2 + s->fill_n || a < 0 || b < 0 || a != b) {
         snprintf(why, whylen, "%d entries, a-%d and b-%d: a mix of versions", n, a, b);
-        return -1;
+        return false;
     }
-    return a;
+    if (s->fill_n != 0 && s->fill_n != FILL) {
+        snprintf(why, whylen, "%d fillers of %d: a half-applied import", s->fill_n, FILL);
+        return false;
+    }
+    s->gen = a;
+    return true;
 }
 
 static void sql_checks(void)
@@ -227,64 +271,67 @@ static void sql_checks(void)
     sqlite3_close(db);
 }
 
-/* The state of the newest version, as the next shell or the agent would see it. */
-static struct state check(void)
+static struct db_cfg *open_store(void)
 {
-    sql_checks();
     struct db_cfg *db;
     char err[256];
     if (db_cfg_open(data_dir, NULL, NULL, &db, err, sizeof err) != DB_OK)
         fatal("db_cfg_open: %s", err);
-    struct state s = {0};
+    return db;
+}
+
+/* The newest version, as the next shell or the agent would see it. */
+static struct state check(void)
+{
+    sql_checks();
+    struct db_cfg *db = open_store();
+    int64_t v;
     struct db_units u;
     struct db_commit_info ci;
-    if (db_cfg_latest(db, &s.version) != DB_OK || db_cfg_load(db, s.version, &u) != DB_OK ||
-        db_cfg_commit_info(db, s.version, &ci) != DB_OK)
-        fatal("reading version %lld: %s", (long long)s.version, db_cfg_error(db));
+    if (db_cfg_latest(db, &v) != DB_OK || db_cfg_load(db, v, &u) != DB_OK ||
+        db_cfg_commit_info(db, v, &ci) != DB_OK)
+        fatal("reading the newest version: %s", db_cfg_error(db));
+    struct state s;
     char why[200];
-    s.gen = pair_gen(&u, why, sizeof why);
-    if (s.gen < 0)
-        fatal("version %lld: %s", (long long)s.version, why);
-    snprintf(s.comment, sizeof s.comment, "%s", ci.comment);
+    if (!state_of(&u, &s, why, sizeof why))
+        fatal("version %lld: %s", (long long)v, why);
     char want[32];
     snprintf(want, sizeof want, "gen %d", s.gen);
-    if (s.version > 1 && strcmp(ci.comment, want) != 0 && strncmp(ci.comment, "Rollback to ", 12))
-        fatal("version %lld holds generation %d but its commit says \"%s\"", (long long)s.version,
-              s.gen, ci.comment);
+    if (v > 1 && strcmp(ci.comment, want) != 0 && strncmp(ci.comment, "Rollback to ", 12) != 0)
+        fatal("version %lld holds generation %d but its commit says \"%s\"", (long long)v, s.gen,
+              ci.comment);
     db_units_free(&u);
     db_cfg_close(db);
     return s;
 }
 
-/* The generation rollbackconfig's choice 2 would bring back; -1 when there is no such choice. */
-static int rollback_target(void)
+/* What rollbackconfig's choice 2 would bring back; false when there is no choice 2. */
+static bool rollback_target(struct state *s)
 {
-    struct db_cfg *db;
-    char err[256];
-    if (db_cfg_open(data_dir, NULL, NULL, &db, err, sizeof err) != DB_OK)
-        fatal("db_cfg_open: %s", err);
+    struct db_cfg *db = open_store();
     struct db_commit_info h[2];
-    int n = 0, gen = -1;
+    int n = 0;
     struct db_units u;
+    bool ok = false;
     if (db_cfg_history(db, h, 2, &n) != DB_OK)
         fatal("history: %s", db_cfg_error(db));
     if (n == 2 && db_cfg_load(db, h[1].version, &u) == DB_OK) {
         char why[200];
-        gen = pair_gen(&u, why, sizeof why);
-        if (gen < 0)
+        if (!state_of(&u, s, why, sizeof why))
             fatal("saved version %lld: %s", (long long)h[1].version, why);
         db_units_free(&u);
+        ok = true;
     }
     db_cfg_close(db);
-    return gen;
+    return ok;
 }
 
 /* Runs one commit to the end, unkilled; returns how long the commit took from the answer that
  * starts it to "Changes committed:", and the whole run in *whole_us. */
-static int64_t clean_run(struct child *c, int old, int gen, int64_t *whole_us)
+static int64_t clean_run(struct child *c, enum run_kind kind, int old, int gen, int64_t *whole_us)
 {
     struct strbuf in = STRBUF_INIT;
-    commit_dialogue(&in, old, gen);
+    commit_dialogue(&in, kind, old, gen);
     int64_t t0 = now_us();
     spawn(c);
     send_text(c, sb_str(&in));
@@ -314,6 +361,11 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return remove(path);
 }
 
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -324,6 +376,10 @@ int main(int argc, char **argv)
     int runs = argc > 2 ? atoi(argv[2]) : 200;
     if (!mkdtemp(data_dir))
         fatal("mkdtemp: %s", strerror(errno));
+    char conf[256];
+    snprintf(conf, sizeof conf, "%s/configuration", data_dir);
+    if (mkdir(conf, 0700) != 0)
+        fatal("%s: %s", conf, strerror(errno));
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     if (getenv("CRASH_SEED"))
         seed = (unsigned)strtoul(getenv("CRASH_SEED"), NULL, 10);
@@ -332,44 +388,55 @@ int main(int argc, char **argv)
 
     struct child c = {0};
     c.text = (struct strbuf)STRBUF_INIT;
-    int64_t commit_us = 0, whole_us = 0, w;
-    /* Generations 1..4 unkilled: a history to roll back to, and the time a commit takes. */
-    for (int g = 1; g <= 4; g++) {
-        int64_t t = clean_run(&c, g - 1, g, &w);
+    /* Generations 1..5 unkilled: a history to roll back to, and how long each kind of run and its
+     * commit take, to aim the kills. */
+    int64_t commit_us[2] = {0}, whole_us[2] = {0}, w;
+    for (int g = 1; g <= 5; g++) {
+        enum run_kind k = g == 3 || g == 5 ? RUN_IMPORT : RUN_COMMIT;
+        int64_t t = clean_run(&c, k, g - 1, g, &w);
         if (g > 1) {
-            commit_us = t > commit_us ? t : commit_us;
-            whole_us = w > whole_us ? w : whole_us;
+            commit_us[k] = max64(commit_us[k], t);
+            whole_us[k] = max64(whole_us[k], w);
         }
     }
-    printf("a commit takes %lld us, a whole run %lld us\n", (long long)commit_us,
-           (long long)whole_us);
+    printf("a commit takes %lld us (import of %d: %lld us), a whole run %lld us (%lld us)\n",
+           (long long)commit_us[RUN_COMMIT], FILL, (long long)commit_us[RUN_IMPORT],
+           (long long)whole_us[RUN_COMMIT], (long long)whole_us[RUN_IMPORT]);
 
-    int gen = 4, next = 5, kept_old = 0, got_new = 0, finished = 0, rollbacks = 0;
+    struct state cur = check();
+    int next = cur.gen + 1, kept_old = 0, got_new = 0, finished = 0, n_kind[3] = {0};
     for (int run = 0; run < runs; run++) {
-        int target = run % 7 == 3 ? rollback_target() : -1;
-        bool rollback = target >= 0 && target != gen;
+        enum run_kind kind = run % 7 == 3 ? RUN_ROLLBACK : run % 5 == 1 ? RUN_IMPORT : RUN_COMMIT;
+        struct state want = {next, cur.fill_gen, cur.fill_n};
+        if (kind == RUN_IMPORT)
+            want = (struct state){next, next, FILL};
+        if (kind == RUN_ROLLBACK && (!rollback_target(&want) || same_state(want, cur))) {
+            kind = RUN_COMMIT; /* nothing to go back to: commit instead */
+            want = (struct state){next, cur.fill_gen, cur.fill_n};
+        }
+        n_kind[kind]++;
         bool focused = run % 3 != 0;
-        int want = rollback ? target : next;
+        int timing = kind == RUN_COMMIT ? RUN_COMMIT : RUN_IMPORT; /* a rollback may be big */
         struct strbuf in = STRBUF_INIT;
-        if (rollback)
+        if (kind == RUN_ROLLBACK)
             sb_append(&in, "rollbackconfig\n2\n");
         else
-            commit_dialogue(&in, gen, next);
+            commit_dialogue(&in, kind, cur.gen, next);
 
         int64_t start = now_us();
         spawn(&c);
         int64_t delay;
         if (focused) {
             send_text(&c, sb_str(&in));
-            if (!read_until(&c, rollback ? ROLLBACK_PROMPT : SAVE_PROMPT))
-                fatal("the shell ended early:\n%s", sb_str(&c.text));
-            delay = rand() % (2 * commit_us + 1);
+            if (!read_until(&c, kind == RUN_ROLLBACK ? ROLLBACK_PROMPT : SAVE_PROMPT))
+                fatal("run %d: the shell ended early:\n%s", run, sb_str(&c.text));
+            delay = rand() % (2 * commit_us[timing] + 1);
             start = now_us();
             send_text(&c, "y\n");
         } else {
             sb_append(&in, "y\n");
             send_text(&c, sb_str(&in));
-            delay = rand() % (whole_us + 1);
+            delay = rand() % (whole_us[timing] + 1);
         }
         sb_free(&in);
         wait_until(start + delay);
@@ -377,28 +444,30 @@ int main(int argc, char **argv)
         bool said_committed = strstr(sb_str(&c.text), COMMITTED) != NULL;
 
         struct state s = check();
-        if (s.gen != gen && s.gen != want)
-            fatal("run %d: generation %d, neither the old %d nor the new %d", run, s.gen, gen,
-                  want);
-        if (said_committed && s.gen != want)
+        if (!same_state(s, cur) && !same_state(s, want))
+            fatal("run %d: generation %d (fillers %d x %d), neither the old %d (%d x %d) nor the "
+                  "new %d (%d x %d)",
+                  run, s.gen, s.fill_n, s.fill_gen, cur.gen, cur.fill_n, cur.fill_gen, want.gen,
+                  want.fill_n, want.fill_gen);
+        if (said_committed && !same_state(s, want))
             fatal("run %d: \"%s\" was printed but generation %d is not there (found %d)", run,
-                  COMMITTED, want, s.gen);
+                  COMMITTED, want.gen, s.gen);
         if (WIFEXITED(status))
             finished++;
-        else if (s.gen == want)
+        else if (same_state(s, want))
             got_new++;
         else
             kept_old++;
-        if (rollback)
-            rollbacks++;
         /* A commit that did not land is tried again with the same generation number. */
-        gen = s.gen;
-        if (next <= gen)
-            next = gen + 1;
+        cur = s;
+        if (next <= cur.gen)
+            next = cur.gen + 1;
     }
-    printf("crash_commit: %d runs (%d rollbacks): %d killed keeping the old version, %d killed "
-           "after the new one was written, %d finished before the kill\n",
-           runs, rollbacks, kept_old, got_new, finished);
+    printf("crash_commit: %d runs (%d commits, %d imports of %d entries, %d rollbacks): %d killed "
+           "keeping the old version, %d killed after the new one was written, %d finished "
+           "before the kill\n",
+           runs, n_kind[RUN_COMMIT], n_kind[RUN_IMPORT], FILL, n_kind[RUN_ROLLBACK], kept_old,
+           got_new, finished);
     sb_free(&c.text);
     nftw(data_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
