@@ -85,8 +85,9 @@ const char *db_cfg_error(const struct db_cfg *db);
 enum db_status db_cfg_latest(struct db_cfg *db, int64_t *version);
 enum db_status db_cfg_load(struct db_cfg *db, int64_t version, struct db_units *out);
 enum db_status db_cfg_commit_info(struct db_cfg *db, int64_t version, struct db_commit_info *out);
-/* Saved commits, newest first, at most max (rollbackconfig lists 10). The initial version of a
- * new data directory is not among them. */
+/* Saved commits, newest first, at most max (rollbackconfig lists 10) and never more than
+ * DB_CFG_KEEP_SAVED, the saved versions that can still be loaded. The initial version of a new
+ * data directory is not among them. */
 enum db_status db_cfg_history(struct db_cfg *db, struct db_commit_info *out, int max, int *n);
 
 /* ---- a shell session's pending changes ---- */
@@ -134,7 +135,8 @@ enum db_status db_session_commit(struct db_session *s, const char *comment, bool
                                  struct db_commit_info *done, struct db_conflict *conflict,
                                  char *err, size_t errlen);
 
-/* Makes the pending changes whatever turns the newest version into the given one. */
+/* Makes the pending changes whatever turns the newest version into the given one (dropping any
+ * pending before). DB_NOTFOUND unless version is one of the saved versions db_cfg_history lists. */
 enum db_status db_session_revert(struct db_session *s, int64_t version);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -712,6 +713,45 @@ static void test_reopen_and_modes(void)
     rm_dir(dir);
 }
 
+/* The shell and the agent may start together on a new data directory: one factory version, one
+ * schema, however the openers interleave. */
+static void test_concurrent_create(void)
+{
+    for (int round = 0; round < 5; round++) {
+        char *dir = tmp_dir();
+        pid_t kids[6];
+        for (int i = 0; i < 6; i++) {
+            kids[i] = fork();
+            if (kids[i] == 0) {
+                struct db_cfg *db = NULL;
+                char err[256];
+                enum db_status st = db_cfg_open(dir, factory, NULL, &db, err, sizeof err);
+                if (st != DB_OK)
+                    fprintf(stderr, "child: %s\n", err);
+                int64_t v = 0;
+                if (st == DB_OK && db_cfg_latest(db, &v) != DB_OK)
+                    v = 0;
+                db_cfg_close(db);
+                _exit(st == DB_OK && v == 1 ? 0 : 1);
+            }
+        }
+        for (int i = 0; i < 6; i++) {
+            int status = 0;
+            waitpid(kids[i], &status, 0);
+            T_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        struct db_cfg *db = open_db(dir);
+        T_EQ_INT(latest(db), 1);
+        struct db_units u;
+        T_EQ_INT(db_cfg_load(db, 1, &u), DB_OK);
+        T_EQ_INT(u.n, 3);
+        db_units_free(&u);
+        T_EQ_INT(user_version(dir), 1);
+        db_cfg_close(db);
+        rm_dir(dir);
+    }
+}
+
 #define BIG 10000
 
 static void big_factory(struct db_units *out, void *arg)
@@ -824,6 +864,7 @@ int main(void)
     test_revert();
     test_latest_other_connection();
     test_reopen_and_modes();
+    test_concurrent_create();
     test_big();
     return t_done();
 }
