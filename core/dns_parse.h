@@ -80,7 +80,8 @@ struct dns_answer {
     bool null_mx;  /* MX: exactly one record and its target is the root (RFC 7505) */
     uint16_t type; /* the type asked (from the question) */
     char *qname;   /* the question name */
-    char *canon;   /* the name after following CNAMEs; equals qname when there were none */
+    char *canon;   /* the name after following CNAMEs (qname when there were none); NULL for
+                      SERVFAIL, other rcodes and unparsable replies */
     unsigned ncname;   /* CNAME records followed */
     uint32_t ttl;      /* the smallest TTL among the records kept and CNAMEs followed; 0 if none */
     struct dns_rr *rr; /* records of `type` owned by `canon`, MX sorted by preference */
