@@ -74,9 +74,10 @@ void dns_resolver_free(struct dns_resolver *r);
 const struct dns_server *dns_resolver_server(const struct dns_resolver *r, size_t i);
 
 /* Starts a lookup; cb is called exactly once, later, unless the query is cancelled or the resolver
- * freed first. Returns NULL only when out of memory (then cb is never called). The handle is
- * valid until the callback returns or dns_query_cancel(). Unsupported types and unusable names
- * answer DNS_ERROR and DNS_BADNAME through the callback. */
+ * freed first. Returns NULL (and cb is never called) only when out of memory, or when
+ * dns_resolver_free() was already called from a callback. The handle is valid until the
+ * callback returns or dns_query_cancel(). Unsupported types and unusable names answer DNS_ERROR
+ * and DNS_BADNAME through the callback. */
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, uint16_t type, dns_cb cb,
                             void *arg);
 /* The callback will not be called. NULL is ignored. */

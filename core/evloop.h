@@ -33,7 +33,8 @@ typedef void (*ev_timer_cb)(struct ev_loop *loop, struct ev_timer *timer, void *
 
 /* NULL when out of memory or epoll is unavailable (errno says which). */
 struct ev_loop *ev_loop_new(void);
-/* Drops every watcher and timer without calling them. Closes no fd but its own. */
+/* Drops every watcher and timer without calling them. Closes no fd but its own. Not from inside
+ * one of the loop's callbacks. */
 void ev_loop_free(struct ev_loop *loop);
 
 /* Adds or changes the watcher of fd; events 0 removes it. Returns 0, or -1 with errno set.
