@@ -38,7 +38,7 @@ struct sts_policy {
 };
 
 /* Parses text[0..len). On STS_POLICY_VALID fills *out; otherwise writes a reason into
- * reason[0..reason_size) (reason may be NULL). */
+ * reason[0..reason_size) (reason may be NULL) and leaves *out unspecified. */
 enum sts_policy_status sts_policy_parse(const char *text, size_t len, struct sts_policy *out,
                                         char *reason, size_t reason_size);
 
