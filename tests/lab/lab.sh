@@ -80,7 +80,7 @@ do_down() {
         rm -f "$LAB_DIR/env" "$LAB_DIR/pids"
         return 0
     fi
-    local pids=() what pid
+    local pids=() what pid left=0
     if [ -r "$LAB_DIR/pids" ]; then
         while read -r what pid; do pids+=("$pid"); done <"$LAB_DIR/pids"
     fi
@@ -104,11 +104,20 @@ do_down() {
             fi
         done
         mapfile -t rest < <(ip netns pids "$LAB_NS" 2>/dev/null)
-        [ ${#rest[@]} -eq 0 ] || lab_msg "warning: processes still in $LAB_NS: ${rest[*]}"
-        ip netns del "$LAB_NS" || lab_msg "warning: could not delete namespace $LAB_NS"
+        if [ ${#rest[@]} -gt 0 ]; then
+            lab_msg "processes still in $LAB_NS: ${rest[*]}"
+            left=1
+        fi
+        if ! ip netns del "$LAB_NS"; then
+            lab_msg "could not delete namespace $LAB_NS"
+            left=1
+        fi
     fi
     rm -rf "/etc/netns/$LAB_NS"
-    rm -f "$LAB_DIR/env" "$LAB_DIR/pids" "$LAB_DIR/state"
+    rm -f "$LAB_DIR/env" "$LAB_DIR/pids"
+    # Keep the state (the namespace's name) while something is left, so down can be run again.
+    [ "$left" = 0 ] && rm -f "$LAB_DIR/state"
+    return "$left"
 }
 
 # check_path_traversable DIR: nginx workers and Postfix's delivery agent run as nobody and must

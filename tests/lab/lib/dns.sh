@@ -24,7 +24,10 @@ dns_resolve_tlsa() {
         [ -n "$zone" ] || lab_die "TLSA owner $owner is in no lab zone"
         printf '%s.\t300\tIN\tTLSA\t%s %s %s %s\n' "$owner" "$u" "$s" "$m" "$data" \
             >>"$(dns_dir)/src/$zone.records"
+        printf 'rr %s TLSA %s %s %s %s\n' "$owner" "$u" "$s" "$m" "$data" >>"$LAB_DIR/manifest.tlsa"
     done < <(grep '^tlsa ' "$LAB_DIR/manifest")
+    cat "$LAB_DIR/manifest.tlsa" >>"$LAB_DIR/manifest" 2>/dev/null || true
+    rm -f "$LAB_DIR/manifest.tlsa"
 }
 
 # dns_write_zone ZONE [SERIAL]: SOA, NS and the zone's records, sorted, without duplicates.
@@ -155,9 +158,11 @@ dns_start_fake() {
     local d tlsa
     d=$(dns_dir)
     tlsa=$(pki_tlsa_data 1 1 recv:selfsigned)
-    lab_ns /usr/bin/python3 "$LAB_SRC/fakedns.py" --listen "$LAB_FAKEDNS_ADDR" \
-        --selfsigned "$(lab_receiver_field selfsigned 2)" \
-        --tlsa "$tlsa" --pidfile "$d/fakedns.pid" >"$d/fakedns.log" 2>&1 &
+    # Detached (setsid, no terminal, no inherited pipes) like the other daemons, so that no
+    # shell of ours waits for it and ctest does not wait for its output.
+    setsid ip netns exec "$LAB_NS" /usr/bin/python3 "$LAB_SRC/fakedns.py" \
+        --listen "$LAB_FAKEDNS_ADDR" --selfsigned "$(lab_receiver_field selfsigned 2)" \
+        --tlsa "$tlsa" --pidfile "$d/fakedns.pid" </dev/null >"$d/fakedns.log" 2>&1 &
     lab_wait_file "$d/fakedns.pid" 10 || lab_die "fakedns.py did not start (see $d/fakedns.log)"
     lab_pid_add fakedns "$(cat "$d/fakedns.pid")"
 }

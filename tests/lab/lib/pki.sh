@@ -169,6 +169,13 @@ pki_build() {
             ;;
         esac
         [ ${#names[@]} -gt 0 ] || names=("$recv.recv.stslab")
+        # The CN (first name) is the receiver's own MX name when it has one: easier to read.
+        for n in "mx.$recv.plain.stslab" "$recv.plain.stslab"; do
+            if printf '%s\n' "${names[@]}" | grep -qx "$n"; then
+                mapfile -t names < <(printf '%s\n' "$n"; printf '%s\n' "${names[@]}" | grep -vx "$n")
+                break
+            fi
+        done
         pki_leaf "recv-$recv" "$cert" "${names[@]}"
     done < <(lab_receivers)
 

@@ -13,6 +13,7 @@
 #                              policy <domain> <behaviour>
 #                              tlsa <owner> <usage> <selector> <matching> <data spec>
 #                              tamper <owner> <type>
+#                              rr <name> <type> <rdata>      (every record the zones serve)
 
 sc_file="" sc_line=0
 sc_domain="" sc_policy="" sc_text="" sc_eol=lf
@@ -35,6 +36,7 @@ sc_emit() {
     zone=$(lab_zone_of "$name")
     [ -n "$zone" ] || sc_err "$name is in no lab zone (see tests/lab/zones.conf)"
     printf '%s.\t300\tIN\t%s\t%s\n' "$name" "$type" "$rdata" >>"$LAB_DIR/dns/src/$zone.records"
+    printf 'rr %s %s %s\n' "$name" "$type" "$rdata" >>"$LAB_DIR/manifest"
 }
 
 sc_receiver_addr() {
