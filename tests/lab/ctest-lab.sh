@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/lab/ctest-lab.sh: how ctest drives the lab (see CMakeLists.txt here).
-#   ctest-lab.sh up DIR          the `lab_up` fixture setup: scripts/lab up --dir DIR
+#   ctest-lab.sh up DIR          the `lab_up` fixture setup: a fresh scripts/lab up --dir DIR
 #   ctest-lab.sh down DIR        the `lab_down` fixture cleanup: scripts/lab down, then proof
 #                                that no namespace, /etc/netns entry or lab process is left
 #   ctest-lab.sh run CMD...      run a lab test: CMD gets LAB_ENV (set by ctest) to source
@@ -17,7 +17,10 @@ cmd=${1:?usage: ctest-lab.sh up|down DIR | run|inside CMD...}
 shift
 case "$cmd" in
 up)
-    exec "$top/scripts/lab" up --dir "${1:?DIR}"
+    # Always a fresh instance: one left by a killed run goes first, and the scenarios as they
+    # are now are built.
+    "$top/scripts/lab" down --dir "${1:?DIR}"
+    exec "$top/scripts/lab" up --dir "$1"
     ;;
 down)
     dir=${1:?DIR}
