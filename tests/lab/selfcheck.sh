@@ -7,7 +7,8 @@
 #     chunking, certificate errors, the stall hits curl --max-time); the proxy tunnels;
 #   - openssl s_client -starttls smtp: every receiver presents its own certificate, chain and
 #     verification result (or no STARTTLS, or a failing handshake);
-#   - swaks: every receiver accepts (and stores), defers or rejects as configured;
+#   - swaks: every receiver accepts (and stores), defers or rejects as configured; the
+#     STARTTLS-stripping relay hides STARTTLS and passes mail on in the clear;
 #   - the mock DNS responder's four behaviours.
 # Prints one "ok"/"not ok" line per check; exits 1 if any check failed.
 # Usage: selfcheck.sh [--dir LABDIR]   (else $LAB_ENV, $LAB_DIR, the default lab directory)
@@ -264,6 +265,24 @@ while read -r r addr cert names tls reply ports; do
         check "receiver $r: s_client finds no STARTTLS" bash -c \
             "echo QUIT | timeout 10 openssl s_client -starttls smtp -connect $addr:25 2>&1 | grep -q \"Didn't find STARTTLS\""
         ;;
+    strip)
+        strip_check() {
+            local addr=$1 upstream=$2 line
+            ehlo_has_starttls "$(lab_receiver_field "$upstream" 2)" || { echo "upstream offers no STARTTLS"; return 1; }
+            ! ehlo_has_starttls "$addr" || { echo "STARTTLS not stripped from EHLO"; return 1; }
+            # A client that sends STARTTLS anyway gets 454 from the relay.
+            exec 3<>"/dev/tcp/$addr/25"
+            read -r -t 10 line <&3
+            printf 'EHLO client.stslab\r\n' >&3
+            while read -r -t 10 line <&3 && [[ $line == 250-* ]]; do :; done
+            printf 'STARTTLS\r\n' >&3
+            read -r -t 10 line <&3
+            printf 'QUIT\r\n' >&3
+            exec 3<&-
+            [[ $line == "454 "* ]] || { echo "STARTTLS got: $line"; return 1; }
+        }
+        check "relay $r ($addr): STARTTLS stripped from EHLO, refused when sent" strip_check "$addr" "$names"
+        ;;
     old)
         old_check() {
             ehlo_has_starttls "$1" || { echo "EHLO does not offer STARTTLS"; return 1; }
@@ -289,7 +308,10 @@ while read -r r addr cert names tls reply ports; do
         --timeout 10 "${tlsopt[@]}" 2>&1) && src=0 || src=$?
     case "$reply" in
     accept)
-        if [ "$src" = 0 ]; then pass "receiver $r accepts (swaks ${tlsopt[*]:-plain})"; sent[$r]=$rcpt
+        if [ "$src" = 0 ]; then
+            pass "receiver $r accepts (swaks ${tlsopt[*]:-plain})"
+            # A stripping relay's mail lands at its upstream receiver, in the clear.
+            if [ "$tls" = strip ]; then sent[$rcpt]="$names none"; else sent[$rcpt]="$r $tls"; fi
         else fail "receiver $r accepts (swaks ${tlsopt[*]:-plain})" "$(tail -n 5 <<<"$out")"; fi
         ;;
     tempfail | permfail)
@@ -307,7 +329,7 @@ while read -r r addr cert names tls reply ports; do
         for p in ${ports//,/ }; do
             rcpt2="selfcheck-$run_id-port$p@$r.plain.stslab"
             if swaks --server "$addr" --port "$p" --to "$rcpt2" --timeout 10 >/dev/null 2>&1; then
-                pass "receiver $r accepts on port $p"; sent[$r-$p]=$rcpt2
+                pass "receiver $r accepts on port $p"; sent[$rcpt2]="$r none"
             else fail "receiver $r accepts on port $p"; fi
         done
     fi
@@ -324,11 +346,9 @@ stored_check() {
         ! grep -q '(using TLS' "$f" || { echo "received over TLS"; return 1; }
     fi
 }
-for key in "${!sent[@]}"; do
-    r=${key%-*}
-    tls=$(lab_receiver_field "$r" 5)
-    [[ $key == *-* ]] && tls=none
-    check "receiver $r stored the message to ${sent[$key]}" stored_check "$r" "${sent[$key]}" "$tls"
+for rcpt in "${!sent[@]}"; do
+    read -r r tls <<<"${sent[$rcpt]}"
+    check "receiver $r stored the message to $rcpt" stored_check "$r" "$rcpt" "$tls"
 done
 check "lab-wait times out when the count is not reached" bash -c "! '$LAB_BIN/lab-wait' valid 1 --to nobody-$run_id@x --timeout 1 2>/dev/null"
 

@@ -9,6 +9,7 @@
 #                                Received header of <name>.recv.stslab and Delivered-To
 #   maillog                      the instance's log (connections, TLS, deliveries)
 # Every instance accepts mail for any domain and delivers it to its own maildir.
+# Receivers with tls "strip" are not Postfix instances but striptls.py relays (relay/<name>.log).
 
 smtp_dir() { printf '%s\n' "$LAB_DIR/recv/$1"; }
 
@@ -122,7 +123,27 @@ smtp_build() {
     local name addr cert names tls reply ports
     mkdir -p "$LAB_DIR/recv"
     while read -r name addr cert names tls reply ports; do
+        [ "$tls" = strip ] && continue
         smtp_build_one "$name" "$addr" "$cert" "$names" "$tls" "$reply" "$ports"
+    done < <(lab_receivers)
+}
+
+# smtp_postfix_receivers: the receivers that are Postfix instances (name first).
+smtp_postfix_receivers() { lab_receivers | awk '$5 != "strip"'; }
+
+# smtp_start_relays: the STARTTLS-stripping relays (tls "strip"), detached like the daemons.
+smtp_start_relays() {
+    local name addr cert upstream tls rest up
+    mkdir -p "$LAB_DIR/relay"
+    while read -r name addr cert upstream tls rest; do
+        [ "$tls" = strip ] || continue
+        up=$(lab_receiver_field "$upstream" 2) || lab_die "relay $name: no receiver '$upstream'"
+        setsid ip netns exec "$LAB_NS" /usr/bin/python3 "$LAB_SRC/striptls.py" --listen "$addr" \
+            --upstream "$up" --pidfile "$LAB_DIR/relay/$name.pid" \
+            </dev/null >"$LAB_DIR/relay/$name.log" 2>&1 &
+        lab_wait_file "$LAB_DIR/relay/$name.pid" 10 ||
+            lab_die "striptls.py did not start (see $LAB_DIR/relay/$name.log)"
+        lab_pid_add "relay-$name" "$(cat "$LAB_DIR/relay/$name.pid")"
     done < <(lab_receivers)
 }
 
@@ -135,7 +156,7 @@ smtp_start() {
         lab_ns postfix -c "$r/etc" start >"$r/start.log" 2>&1 &
         pids+=($!)
         names+=("$name")
-    done < <(lab_receivers)
+    done < <(smtp_postfix_receivers)
     for i in "${!pids[@]}"; do
         if ! wait "${pids[$i]}"; then
             lab_msg "receiver ${names[$i]} did not start: $(tail -n 3 "$(smtp_dir "${names[$i]}")/maillog" 2>/dev/null)"
@@ -151,6 +172,7 @@ smtp_start() {
         fi
     done
     [ "$failed" = 0 ] || lab_die "some receivers did not start"
+    smtp_start_relays
 }
 
 # smtp_set_reply NAME MODE: change what RCPT TO gets at receiver NAME, now.
