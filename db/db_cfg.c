@@ -587,6 +587,11 @@ const char *db_session_get(struct db_session *s, const char *kind, const char *n
     return committed_body(s, kind, name);
 }
 
+const char *db_session_get_committed(struct db_session *s, const char *kind, const char *name)
+{
+    return committed_body(s, kind, name);
+}
+
 int db_session_each(struct db_session *s, const char *kind,
                     int (*fn)(void *arg, const char *name, const char *body), void *arg)
 {

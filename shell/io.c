@@ -1,0 +1,230 @@
+/* io.c - the shell's input and output.
+ *
+ * A terminal gets libedit: line editing, history kept in <data>/history, Tab completion of the
+ * words the current prompt accepts (sh->words). Anything else is read as plain lines, and the line
+ * break a terminal would have echoed is printed so that transcripts look the same. SIGINT only
+ * sets a flag; a read it interrupts returns SH_ABORT. */
+#include <ctype.h>
+#include <errno.h>
+#include <histedit.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sh.h"
+#include "strbuf.h"
+
+struct sh_edit {
+    EditLine *el;
+    History *hist;
+    HistEvent ev;
+    char prompt[1024];
+    char histfile[4200];
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+bool sh_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+static char *prompt_fn(EditLine *el)
+{
+    struct sh *sh;
+    el_get(el, EL_CLIENTDATA, &sh);
+    return sh->edit->prompt;
+}
+
+/* Tab: complete the word under the cursor from sh->words; list the candidates when several. */
+static unsigned char complete_fn(EditLine *el, int ch)
+{
+    struct sh *sh;
+    (void)ch;
+    el_get(el, EL_CLIENTDATA, &sh);
+    if (!sh->words)
+        return CC_ERROR;
+    const LineInfo *li = el_line(el);
+    const char *start = li->cursor;
+    while (start > li->buffer && start[-1] != ' ')
+        start--;
+    size_t len = (size_t)(li->cursor - start);
+    const char *first = NULL;
+    size_t common = 0, matches = 0;
+    for (const char *const *w = sh->words; *w; w++) {
+        if (strncasecmp(*w, start, len) != 0)
+            continue;
+        if (!first) {
+            first = *w;
+            common = strlen(*w);
+        } else {
+            size_t i = 0;
+            while (i < common &&
+                   tolower((unsigned char)first[i]) == tolower((unsigned char)(*w)[i]))
+                i++;
+            common = i;
+        }
+        matches++;
+    }
+    if (matches == 0)
+        return CC_ERROR;
+    if (common > len || matches == 1) {
+        /* Replace what was typed with the word as the table spells it. */
+        char add[256];
+        snprintf(add, sizeof add, "%.*s%s", (int)common, first, matches == 1 ? " " : "");
+        el_deletestr(el, (int)len);
+        el_insertstr(el, add);
+        return CC_REFRESH;
+    }
+    fputc('\n', stdout);
+    for (const char *const *w = sh->words; *w; w++)
+        if (strncasecmp(*w, start, len) == 0)
+            fprintf(stdout, "%s  ", *w);
+    fputc('\n', stdout);
+    return CC_REDISPLAY;
+}
+
+bool sh_io_open(struct sh *sh)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: a blocked read must return */
+    signal(SIGPIPE, SIG_IGN);
+
+    sh->interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    if (!sh->interactive)
+        return true;
+    struct sh_edit *e = xcalloc(1, sizeof *e);
+    e->el = el_init("stsgate", stdin, stdout, stderr);
+    e->hist = history_init();
+    if (!e->el || !e->hist) {
+        if (e->el)
+            el_end(e->el);
+        free(e);
+        sh->interactive = false;
+        return true;
+    }
+    history(e->hist, &e->ev, H_SETSIZE, 1000);
+    history(e->hist, &e->ev, H_SETUNIQUE, 1);
+    snprintf(e->histfile, sizeof e->histfile, "%s/history", sh->datadir);
+    history(e->hist, &e->ev, H_LOAD, e->histfile);
+    el_set(e->el, EL_CLIENTDATA, sh);
+    el_set(e->el, EL_EDITOR, "emacs");
+    el_set(e->el, EL_PROMPT, prompt_fn);
+    el_set(e->el, EL_HIST, history, e->hist);
+    el_set(e->el, EL_ADDFN, "sh-complete", "Complete a command or menu verb", complete_fn);
+    el_set(e->el, EL_BIND, "^I", "sh-complete", NULL);
+    sh->edit = e;
+    return true;
+}
+
+void sh_io_close(struct sh *sh)
+{
+    struct sh_edit *e = sh->edit;
+    if (!e)
+        return;
+    history(e->hist, &e->ev, H_SAVE, e->histfile);
+    history_end(e->hist);
+    el_end(e->el);
+    free(e);
+    sh->edit = NULL;
+}
+
+static enum sh_rc read_plain(struct sh *sh, char **line)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    errno = 0;
+    ssize_t n = getline(&buf, &cap, stdin);
+    if (n < 0) {
+        free(buf);
+        if (errno == EINTR || interrupted) {
+            clearerr(stdin);
+            return SH_ABORT;
+        }
+        sh->eof = true;
+        return SH_ABORT;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    *line = buf;
+    return SH_OK;
+}
+
+enum sh_rc sh_read(struct sh *sh, const char *prompt, char **line)
+{
+    *line = NULL;
+    interrupted = 0;
+    if (sh->eof)
+        return SH_ABORT;
+    if (!sh->edit) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+        enum sh_rc rc = read_plain(sh, line);
+        /* The line break a terminal would have echoed. */
+        fputc('\n', stdout);
+        fflush(stdout);
+        return rc;
+    }
+    struct sh_edit *e = sh->edit;
+    /* libedit draws one line of prompt: print any lines before it ourselves. */
+    const char *last = strrchr(prompt, '\n');
+    if (last) {
+        fwrite(prompt, 1, (size_t)(last - prompt) + 1, stdout);
+        prompt = last + 1;
+    }
+    snprintf(e->prompt, sizeof e->prompt, "%s", prompt);
+    fflush(stdout);
+    int count = 0;
+    const char *got = el_gets(e->el, &count);
+    if (!got || count < 0 || interrupted) {
+        if (interrupted || (count < 0 && errno == EINTR)) {
+            fputc('\n', stdout);
+            el_reset(e->el);
+            return SH_ABORT;
+        }
+        fputc('\n', stdout);
+        if (!sh->in_command)
+            sh->eof = true;
+        return SH_ABORT;
+    }
+    size_t n = strlen(got);
+    while (n > 0 && (got[n - 1] == '\n' || got[n - 1] == '\r'))
+        n--;
+    *line = xstrndup(got, n);
+    if (n > 0) {
+        history(e->hist, &e->ev, H_ENTER, *line);
+        history(e->hist, &e->ev, H_SAVE, e->histfile);
+    }
+    return SH_OK;
+}
+
+void sh_printf(struct sh *sh, const char *fmt, ...)
+{
+    va_list ap;
+    (void)sh;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+}
+
+void sh_error(struct sh *sh, const char *fmt, ...)
+{
+    va_list ap;
+    sh->had_error = true;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+}
