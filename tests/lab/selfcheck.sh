@@ -4,7 +4,8 @@
 #   - dig: every record of every scenario is served as written; signed zones carry AD, unsigned
 #     ones do not, the bogus zone and tampered RRsets are SERVFAIL; NXDOMAIN where nothing is;
 #   - curl --cacert: every policy host gives its policy or its failure (status, type, size,
-#     chunking, certificate errors, the stall hits curl --max-time); the proxy tunnels;
+#     chunking, certificate errors, the stall hits curl --max-time); the proxy tunnels; the
+#     HTTPS sinks keep what is POSTed;
 #   - openssl s_client -starttls smtp: every receiver presents its own certificate, chain and
 #     verification result (or no STARTTLS, or a failing handshake);
 #   - swaks: every receiver accepts (and stores), defers or rejects as configured; the
@@ -192,6 +193,21 @@ proxy_check() {
         { echo "tinyproxy did not log the CONNECT"; return 1; }
 }
 check "fetch through the proxy $LAB_PROXY" proxy_check
+
+sink_check() {
+    local h=$1 before after token="selfcheck-$$-$RANDOM"
+    before=$("$LAB_BIN/lab-posts" "$h" --count)
+    fetch "https://$h/tlsrpt" -H 'Content-Type: application/tlsrpt+json' --data-binary "{\"t\":\"$token\"}"
+    [ "$rc" = 0 ] && [ "$code" = 200 ] || { echo "POST: rc=$rc code=$code"; return 1; }
+    after=$("$LAB_BIN/lab-posts" "$h" --count)
+    [ "$after" = $((before + 1)) ] || { echo "$before bodies before, $after after"; return 1; }
+    grep -q "$token" "$("$LAB_BIN/lab-posts" "$h" | tail -n 1)" || { echo "body not stored"; return 1; }
+    fetch "https://$h/tlsrpt"
+    [ "$code" = 405 ] || { echo "GET: $code"; return 1; }
+}
+while read -r _ h; do
+    check "HTTPS sink $h stores POSTed bodies" sink_check "$h"
+done < <(grep '^sink ' "$M")
 check "a name no policy host has gets no policy (421)" \
     bash -c "[ \"\$(curl -s -k -o /dev/null -w '%{http_code}' --resolve x.plain.stslab:443:$LAB_POLICY_ADDR https://x.plain.stslab/.well-known/mta-sts.txt)\" = 421 ]"
 

@@ -192,4 +192,7 @@ pki_build() {
             pki_leaf "policy-$d" "$variant" "mta-sts.$d"
         fi
     done < <(grep '^policy ' "$LAB_DIR/manifest")
+    while read -r _ d; do
+        pki_leaf "sink-$d" inter "$d"
+    done < <(grep '^sink ' "$LAB_DIR/manifest")
 }

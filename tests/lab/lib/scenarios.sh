@@ -13,6 +13,7 @@
 #                              policy <domain> <behaviour>
 #                              tlsa <owner> <usage> <selector> <matching> <data spec>
 #                              tamper <owner> <type>
+#                              sink <host>                   (an HTTPS POST sink on nginx)
 #                              rr <name> <type> <rdata>      (every record the zones serve)
 
 sc_file="" sc_line=0
@@ -166,6 +167,15 @@ sc_parse() {
         eol)
             [ "$rest" = crlf ] || [ "$rest" = lf ] || sc_err "usage: eol crlf|lf"
             sc_eol=$rest
+            ;;
+        sink)
+            # An HTTPS endpoint on the policy hosts' nginx that stores every POST body
+            # (TLS-RPT reports sent with an https: rua).
+            read -r a b <<<"$rest"
+            [ -n "$a" ] && [ -z "$b" ] || sc_err "usage: sink HOST"
+            name=$(sc_name "$a")
+            sc_emit "$name" A "$LAB_POLICY_ADDR"
+            printf 'sink %s\n' "$name" >>"$LAB_DIR/manifest"
             ;;
         tamper)
             read -r a b <<<"$rest"

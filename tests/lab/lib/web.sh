@@ -1,7 +1,8 @@
 # tests/lab/lib/web.sh: the MTA-STS policy hosts (nginx, one server block per mta-sts.<domain>,
 # chosen by SNI) and the HTTP CONNECT proxy (tinyproxy). Sourced by lab.sh.
 #
-# Under $LAB_DIR/web: nginx.conf, nginx.pid, error.log, access.log, temp dirs;
+# Under $LAB_DIR/web: nginx.conf, nginx.pid, error.log, access.log, temp dirs, posts/<host>/
+# (the bodies POSTed to an HTTPS sink);
 # tinyproxy.conf, tinyproxy.pid, tinyproxy.log.
 # Under $LAB_DIR/www/<domain>/.well-known/: the policy files. Tests may rewrite or remove
 # mta-sts.txt while the lab runs: nginx serves it from disk on every request.
@@ -96,6 +97,32 @@ EOF
     echo '    }'
 }
 
+# web_sink HOST: https://HOST/ accepts POST (any path) and keeps each body as a file in
+# $LAB_DIR/web/posts/HOST/ (nginx's request-body files, kept by client_body_in_file_only).
+web_sink() {
+    local h=$1 dir
+    dir="$(web_dir)/posts/$h"
+    mkdir -p "$dir"
+    chown nobody:nogroup "$dir"
+    cat <<EOF
+    server {
+        listen $LAB_POLICY_ADDR:443 ssl;
+        server_name $h;
+        ssl_certificate $LAB_DIR/pki/sink-$h.chain.pem;
+        ssl_certificate_key $LAB_DIR/pki/sink-$h.key;
+        client_body_in_file_only on;
+        client_body_temp_path $dir;
+        client_max_body_size 16m;
+        location / {
+            if (\$request_method != POST) { return 405; }
+            default_type text/plain;
+            echo_read_request_body;
+            echo "stored";
+        }
+    }
+EOF
+}
+
 # web_pad POLICY: the policy, then well-formed padding lines up to 100000 bytes.
 web_pad() {
     cat "$1"
@@ -143,6 +170,7 @@ EOF
             case "$beh" in none | refused) continue ;; esac
             web_server "$d" "$beh"
         done < <(grep '^policy ' "$LAB_DIR/manifest")
+        while read -r _ d; do web_sink "$d"; done < <(grep '^sink ' "$LAB_DIR/manifest")
         echo '}'
     } >"$w/nginx.conf"
     find "$LAB_DIR/www" -type f -exec chmod 644 {} +
