@@ -209,7 +209,7 @@ do_up() {
     check_path_traversable "$LAB_DIR"
     local keep
     mkdir -p "$LAB_DIR"
-    for keep in dns pki www web recv manifest; do rm -rf "${LAB_DIR:?}/$keep"; done
+    for keep in dns pki www web recv relay manifest; do rm -rf "${LAB_DIR:?}/$keep"; done
     touch "$LAB_DIR/.stsgate-lab"
     chmod 755 "$LAB_DIR"
 

@@ -24,6 +24,9 @@ fi
 if [ "${1:-}" != --inside ]; then
     [ "$(id -u)" = 0 ] || { echo "SKIP: the lab needs root"; exit 77; }
     lab_find_env
+    # Whether every daemon `up` started is alive in the namespace (checked from outside).
+    export LAB_STATUS_OUT
+    LAB_STATUS_OUT=$("$LAB_SRC/lab.sh" status --dir "$LAB_DIR" 2>&1) && export LAB_STATUS_OK=1
     # Run the checks inside the namespace: /etc/resolv.conf is then the lab's resolver.
     exec ip netns exec "$LAB_NS" "$0" --inside
 fi
@@ -81,6 +84,10 @@ dns_status() {
     noad) [[ " $flags " != *" ad "* ]] || { echo "AD: $flags"; return 1; } ;;
     esac
 }
+
+echo "# the instance"
+if [ "${LAB_STATUS_OK:-0}" = 1 ]; then pass "every daemon is running (scripts/lab status)"
+else fail "every daemon is running (scripts/lab status)" "${LAB_STATUS_OUT:-}"; fi
 
 echo "# DNS: every record the scenarios declare ($(grep -c '^rr ' "$M") records)"
 check "the resolver in /etc/resolv.conf is the lab's" grep -qx "nameserver $LAB_RESOLVER" /etc/resolv.conf

@@ -2,6 +2,7 @@
 #
 # Fixed addresses inside the lab namespace, the layout of a lab state directory, and small
 # helpers (messages, PID bookkeeping, reading the env file). Every lab script sources this first.
+# shellcheck shell=bash
 
 LAB_SRC=${LAB_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 

@@ -9,6 +9,7 @@
 #   root.zone           the lab root: unsigned and empty, so every other name is NXDOMAIN
 #   unbound.conf, unbound.pid, unbound.log
 #   fakedns.pid, fakedns.log
+# shellcheck shell=bash
 
 dns_dir() { printf '%s\n' "$LAB_DIR/dns"; }
 
@@ -158,6 +159,7 @@ dns_start_fake() {
     local d tlsa
     d=$(dns_dir)
     tlsa=$(pki_tlsa_data 1 1 recv:selfsigned)
+    rm -f "$d/fakedns.pid"
     # Detached (setsid, no terminal, no inherited pipes) like the other daemons, so that no
     # shell of ours waits for it and ctest does not wait for its output.
     setsid ip netns exec "$LAB_NS" /usr/bin/python3 "$LAB_SRC/fakedns.py" \

@@ -11,6 +11,7 @@
 #                       and the variant is not "nochain"
 # Leaf variants: inter (good), nochain, expired (validity over in 2021), untrusted (second CA),
 # self (self-signed).
+# shellcheck shell=bash
 
 pki_dir() { printf '%s\n' "$LAB_DIR/pki"; }
 

@@ -15,6 +15,7 @@
 #                              tamper <owner> <type>
 #                              sink <host>                   (an HTTPS POST sink on nginx)
 #                              rr <name> <type> <rdata>      (every record the zones serve)
+# shellcheck shell=bash
 
 sc_file="" sc_line=0
 sc_domain="" sc_policy="" sc_text="" sc_eol=lf

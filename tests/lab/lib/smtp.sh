@@ -10,6 +10,7 @@
 #   maillog                      the instance's log (connections, TLS, deliveries)
 # Every instance accepts mail for any domain and delivers it to its own maildir.
 # Receivers with tls "strip" are not Postfix instances but striptls.py relays (relay/<name>.log).
+# shellcheck shell=bash
 
 smtp_dir() { printf '%s\n' "$LAB_DIR/recv/$1"; }
 
@@ -138,6 +139,7 @@ smtp_start_relays() {
     while read -r name addr cert upstream tls rest; do
         [ "$tls" = strip ] || continue
         up=$(lab_receiver_field "$upstream" 2) || lab_die "relay $name: no receiver '$upstream'"
+        rm -f "$LAB_DIR/relay/$name.pid"
         setsid ip netns exec "$LAB_NS" /usr/bin/python3 "$LAB_SRC/striptls.py" --listen "$addr" \
             --upstream "$up" --pidfile "$LAB_DIR/relay/$name.pid" \
             </dev/null >"$LAB_DIR/relay/$name.log" 2>&1 &

@@ -20,6 +20,7 @@
 #   expired, untrusted, wrongname, nochain: like ok, with that kind of certificate
 #   refused    mta-sts.<domain> points at an address where nothing listens (no server block)
 #   none       no policy host: mta-sts.<domain> does not exist
+# shellcheck shell=bash
 
 web_dir() { printf '%s\n' "$LAB_DIR/web"; }
 
