@@ -6,7 +6,7 @@
 set timeout 5
 set stsgate $env(STSGATE_BIN)
 set host "mail.example.com"
-set P "\r\n$host> "
+set P "$host> "
 
 proc fail {msg} {
     puts "\nFAIL: $msg"
@@ -31,44 +31,44 @@ proc fresh_data {{suffix ""}} {
 proc shell {dir} {
     global stsgate spawn_id
     spawn -noecho env TERM=dumb $stsgate --data $dir
-    expect_before -i $spawn_id {
-        timeout { fail "timeout waiting for output" }
-        eof { fail "the shell ended unexpectedly" }
-    }
-    expect -exact "mail.example.com> "
     return $spawn_id
 }
 
-# Expects exactly text.
+# Expects exactly text; a timeout or the end of the shell fails the test. (Patterns given to
+# expect_before with -i never see a timeout, so every wait carries its own.)
 proc q {text} {
-    expect -exact $text
+    set shown [string map [list "\r" "\\r" "\n" "\\n"] $text]
+    expect {
+        -exact $text {}
+        timeout { fail "timeout waiting for: $shown" }
+        eof { fail "the shell ended while waiting for: $shown" }
+    }
 }
 
 # Expects exactly text, then answers.
 proc a {text answer} {
-    expect -exact $text
+    q $text
     send -- "$answer\r"
 }
 
 # Expects the main prompt, then runs a command.
 proc cmd {line} {
     global P
-    expect -exact $P
+    q $P
     send -- "$line\r"
 }
 
 # Expects the main prompt.
 proc main_prompt {} {
     global P
-    expect -exact $P
+    q $P
 }
 
 # Ends the session with exit and checks the exit status.
 proc finish {{want 0}} {
     global P spawn_id
-    expect -exact $P
+    q $P
     send -- "exit\r"
-    expect_before -i $spawn_id
     expect {
         eof {}
         timeout { fail "the shell did not end" }
@@ -82,7 +82,6 @@ proc finish {{want 0}} {
 # Waits for the end of the session and checks the exit status.
 proc wait_status {want} {
     global spawn_id
-    expect_before -i $spawn_id
     expect {
         eof {}
         timeout { fail "the shell did not end" }
@@ -99,7 +98,7 @@ set MENU "\r\nChoose the operation you want to perform:\r\n- SETUP - Change glob
 # Expects the entry count and the menu, then chooses an operation.
 proc menu {count verb} {
     global MENU
-    expect -exact "\r\nThere are currently $count entries configured.\r\n$MENU"
+    q "\r\nThere are currently $count entries configured.\r\n$MENU"
     send -- "$verb\r"
 }
 
