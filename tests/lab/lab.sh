@@ -120,17 +120,42 @@ do_down() {
     return "$left"
 }
 
-# check_path_traversable DIR: nginx workers and Postfix's delivery agent run as nobody and must
-# reach files under DIR.
-check_path_traversable() {
+# path_traversable DIR: whether everyone may search DIR and every directory above it. nginx
+# workers, tinyproxy and Postfix's delivery agent run as nobody and must reach the state files.
+path_traversable() {
     local d=$1 perm
     while [ "$d" != / ]; do
-        perm=$(stat -c %a "$d")
-        if ! (( ${perm: -1} & 1 )); then
-            lab_die "$d is not searchable by others (mode $perm); choose another --dir"
-        fi
+        perm=$(stat -c %a "$d") || return 1
+        (( ${perm: -1} & 1 )) || return 1
         d=$(dirname "$d")
     done
+}
+
+# prepare_state_dir: create $LAB_DIR for `up`. When the requested path cannot be reached by
+# nobody (a checkout under /root, mode 0700), the state lives in a fresh /tmp/stsgate-lab.XXXXXX
+# and $LAB_DIR becomes a symbolic link to it, so DIR/env is still where the caller expects it.
+prepare_state_dir() {
+    local parent target
+    if [ -L "$LAB_DIR" ]; then
+        mkdir -p "$(readlink "$LAB_DIR")"
+        return 0
+    fi
+    parent=$(dirname "$LAB_DIR")
+    mkdir -p "$parent"
+    if path_traversable "$parent"; then
+        mkdir -p "$LAB_DIR"
+        return 0
+    fi
+    if [ -d "$LAB_DIR" ]; then
+        [ -z "$(ls -A "$LAB_DIR")" ] || [ -e "$LAB_DIR/.stsgate-lab" ] ||
+            lab_die "$LAB_DIR is not empty and is not a lab directory; choose another --dir"
+        [ -e "$LAB_DIR/state" ] && lab_die "$LAB_DIR holds a running lab: scripts/lab down --dir $LAB_DIR"
+        rm -rf "$LAB_DIR"
+    fi
+    target=$(mktemp -d /tmp/stsgate-lab.XXXXXX)
+    chmod 755 "$target"
+    ln -s "$target" "$LAB_DIR"
+    lab_msg "$parent is not searchable by others: the lab's files are in $target ($LAB_DIR links there)"
 }
 
 # wait_listeners: every service answers before `up` returns.
@@ -206,9 +231,9 @@ do_up() {
     if [ -d "$LAB_DIR" ] && [ -n "$(ls -A "$LAB_DIR")" ] && ! [ -e "$LAB_DIR/.stsgate-lab" ]; then
         lab_die "$LAB_DIR is not empty and is not a lab directory; choose another --dir"
     fi
-    check_path_traversable "$LAB_DIR"
+    path_traversable "$LAB_DIR" ||
+        lab_die "$LAB_DIR is not reachable by unprivileged users; choose another --dir"
     local keep
-    mkdir -p "$LAB_DIR"
     for keep in dns pki www web recv relay manifest; do rm -rf "${LAB_DIR:?}/$keep"; done
     touch "$LAB_DIR/.stsgate-lab"
     chmod 755 "$LAB_DIR"
@@ -279,10 +304,18 @@ while [ $# -gt 0 ]; do
     *) break ;;
     esac
 done
-mkdir -p "$LAB_DIR" 2>/dev/null || true
-LAB_DIR=$(cd "$LAB_DIR" 2>/dev/null && pwd) || lab_die "cannot use $LAB_DIR"
+case "$LAB_DIR" in /*) ;; *) LAB_DIR=$PWD/$LAB_DIR ;; esac
+LAB_DIR=${LAB_DIR%/}
 [ -n "$LAB_NAME" ] || LAB_NAME=$(basename "$LAB_DIR" | tr -c 'a-zA-Z0-9\n' '-' | cut -c1-12)
 [[ $LAB_NAME =~ ^[a-zA-Z0-9-]+$ ]] || lab_die "--name: letters, digits and '-' only"
+if [ "$cmd" = up ]; then
+    [ "$(id -u)" = 0 ] || lab_die "the lab needs root (ip netns)"
+    prepare_state_dir
+fi
+# From here on, the physical path: it goes into every generated configuration.
+if [ -d "$LAB_DIR" ]; then
+    LAB_DIR=$(cd -P "$LAB_DIR" && pwd)
+fi
 
 case "$cmd" in
 up) do_up ;;
