@@ -168,8 +168,10 @@ static void rearm_timer(struct dns_resolver *r)
         struct timeval tvbuf, *tv = ares_timeout(r->chans[i].ch, NULL, &tvbuf);
         if (!tv)
             continue;
-        /* Round up: waking before c-ares's deadline would only spin. */
-        uint64_t m = (uint64_t)tv->tv_sec * 1000u + ((uint64_t)tv->tv_usec + 999u) / 1000u;
+        /* c-ares truncates what is left to whole milliseconds and our clock is read in whole
+         * milliseconds too: 2 ms more makes sure the timer fires after c-ares's deadline.
+         * Firing before it would find nothing to time out, and re-arming at 0 would spin. */
+        uint64_t m = (uint64_t)tv->tv_sec * 1000u + ((uint64_t)tv->tv_usec + 999u) / 1000u + 2u;
         if (!any || m < ms)
             ms = m;
         any = true;
