@@ -3,17 +3,12 @@
  *
  * Every operation builds a complete entry first and records it with one db_session_put at the
  * end, so an operation abandoned half way (Ctrl-C, EOF, an empty answer) records nothing. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cfg.h"
 #include "cfg_ini.h"
-#include "datadir.h"
 #include "kv.h"
 #include "sh.h"
 #include "strbuf.h"
@@ -583,44 +578,6 @@ static bool profile_exists(void *arg, const char *name)
     return strcmp(name, "Default") == 0 || db_session_get(sh->session, CFG_KIND_BOUNCE, name);
 }
 
-static bool valid_file_name(const char *in, char *out, size_t outlen, char *err, size_t errlen)
-{
-    if (in[0] != '/' && (strstr(in, "..") || strchr(in, '/'))) {
-        snprintf(err, errlen, "That value is not valid.");
-        return false;
-    }
-    snprintf(out, outlen, "%s", in);
-    return true;
-}
-
-/* Reads a whole file of at most 16 MiB; NULL with errno set when it cannot. */
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct strbuf sb = STRBUF_INIT;
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        sb_append_len(&sb, buf, n);
-        if (sb.len > 16u << 20) {
-            fclose(f);
-            sb_free(&sb);
-            errno = EFBIG;
-            return NULL;
-        }
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed || memchr(sb_str(&sb), '\0', sb.len)) {
-        sb_free(&sb);
-        errno = EINVAL;
-        return NULL;
-    }
-    return sb_steal(&sb);
-}
-
 static int cmp_unit(const void *a, const void *b)
 {
     const struct db_unit *x = a, *y = b;
@@ -629,26 +586,18 @@ static int cmp_unit(const void *a, const void *b)
 
 static enum sh_rc op_import(struct sh *sh)
 {
-    char host[256], text[400], name[1024], path[4200];
-    sh_hostname(sh, host, sizeof host);
-    snprintf(text, sizeof text, "Enter the name of the file on machine \"%s\" to import:", host);
-    ASK(sh_ask_text(sh, text, NULL, valid_file_name, name, sizeof name));
-    datadir_config_path(sh->datadir, name, path, sizeof path);
-    char *content = read_file(path);
-    if (!content) {
-        sh_error(sh, "Unable to read the file \"%s\": %s.", name, strerror(errno));
+    char *content;
+    ASK(sh_import_ask(sh, &content));
+    if (!content)
         return SH_OK;
-    }
     struct cfg_dest_table t;
     struct strbuf errors = STRBUF_INIT;
     int nerr = cfg_dest_import(content, profile_exists, sh, &t, &errors);
     free(content);
     if (nerr) {
         /* Each error is its own line; print them all, then change nothing. */
-        char *all = sb_steal(&errors), *save = NULL;
-        for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            sh_error(sh, "%s", line);
-        free(all);
+        sh_print_error_lines(sh, sb_str(&errors));
+        sb_free(&errors);
         return SH_OK;
     }
     sb_free(&errors);
@@ -672,39 +621,8 @@ static enum sh_rc op_import(struct sh *sh)
     return SH_OK;
 }
 
-/* Writes content to path through a temporary file, so a failed write leaves no half file. */
-static bool write_file(const char *path, const char *content, size_t len)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return false;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, content + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        off += (size_t)w;
-    }
-    bool ok = off == len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (ok && rename(tmp, path) == 0)
-        return true;
-    int e = errno;
-    unlink(tmp);
-    errno = e;
-    return false;
-}
-
 static enum sh_rc op_export(struct sh *sh)
 {
-    char host[256], name[1024], path[4200];
-    ASK(sh_ask_text(sh, "Enter a name for the exported file:", NULL, valid_file_name, name,
-                    sizeof name));
     struct entries e;
     struct cfg_dest_table t;
     collect(sh, &e);
@@ -714,20 +632,9 @@ static enum sh_rc op_export(struct sh *sh)
     struct strbuf sb = STRBUF_INIT;
     cfg_dest_export(&t, &sb);
     free(e.v);
-    datadir_config_path(sh->datadir, name, path, sizeof path);
-    if (!write_file(path, sb_str(&sb), sb.len)) {
-        sh_error(sh, "Unable to write the file \"%s\": %s.", name, strerror(errno));
-    } else {
-        sh_hostname(sh, host, sizeof host);
-        if (name[0] == '/')
-            sh_printf(sh, "\nFile written on machine \"%s\" to the location \"%s\".\n", host, name);
-        else
-            sh_printf(sh,
-                      "\nFile written on machine \"%s\" to the location \"/configuration/%s\".\n",
-                      host, name);
-    }
+    enum sh_rc rc = sh_export_ask(sh, sb_str(&sb), sb.len);
     sb_free(&sb);
-    return SH_OK;
+    return rc;
 }
 
 /* ---- SETUP ---- */

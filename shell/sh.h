@@ -96,6 +96,22 @@ enum sh_rc sh_menu(struct sh *sh, const struct sh_verb *verbs, int n, int *choic
 /* Validators shared by dialogues. */
 bool sh_valid_domain(const char *in, char *out, size_t outlen, char *err, size_t errlen);
 
+/* ---- IMPORT and EXPORT files (files.c) ---- */
+
+/* A file name answer: absolute, or a plain name inside <data>/configuration/. */
+bool sh_valid_file_name(const char *in, char *out, size_t outlen, char *err, size_t errlen);
+/* A whole text file (at most 16 MiB, no NUL byte); the caller frees it. NULL with errno set. */
+char *sh_read_file(const char *path);
+/* Writes through a temporary file renamed into place. False with errno set. */
+bool sh_write_file(const char *path, const char *content, size_t len);
+/* IMPORT's file question, then reads the file: SH_OK with *content (the caller's to free), or
+ * with *content NULL when the file could not be read (the error line is printed). */
+enum sh_rc sh_import_ask(struct sh *sh, char **content);
+/* EXPORT's file question, then writes content and prints where, or the error line. */
+enum sh_rc sh_export_ask(struct sh *sh, const char *content, size_t len);
+/* Prints each line of text as an error line (IMPORT's "Line N: ..." list). */
+void sh_print_error_lines(struct sh *sh, const char *text);
+
 /* ---- commands (one file each) ---- */
 
 struct sh_command {
