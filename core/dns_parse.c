@@ -8,6 +8,7 @@
 #include "dns_parse.h"
 
 #include <ares.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,89 @@ void dns_answer_move(struct dns_answer *dst, struct dns_answer *src)
     dns_answer_clear(dst);
     *dst = *src;
     memset(src, 0, sizeof(*src));
+}
+
+/* Appends to a bounded buffer and counts what would not fit, like snprintf. */
+struct fmt {
+    char *out;
+    size_t cap, len;
+};
+
+static void fmt_put(struct fmt *f, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, f->len++) {
+        if (f->len + 1 < f->cap)
+            f->out[f->len] = s[i];
+    }
+}
+
+static void fmt_str(struct fmt *f, const char *s)
+{
+    fmt_put(f, s, strlen(s));
+}
+
+/* A name with the trailing dot of zone-file form; the root is ".". */
+static void fmt_name(struct fmt *f, const char *name)
+{
+    if (name && name[0])
+        fmt_str(f, name);
+    fmt_put(f, ".", 1);
+}
+
+size_t dns_rr_format(const struct dns_rr *rr, char *out, size_t outlen)
+{
+    struct fmt f = {out, outlen, 0};
+    char tmp[INET6_ADDRSTRLEN + 8];
+    static const char hex[] = "0123456789abcdef";
+    switch (rr->type) {
+    case DNS_T_A:
+        fmt_str(&f, inet_ntop(AF_INET, &rr->a, tmp, sizeof(tmp)) ? tmp : "?");
+        break;
+    case DNS_T_AAAA:
+        fmt_str(&f, inet_ntop(AF_INET6, &rr->aaaa, tmp, sizeof(tmp)) ? tmp : "?");
+        break;
+    case DNS_T_MX:
+        snprintf(tmp, sizeof(tmp), "%u ", (unsigned)rr->mx.pref);
+        fmt_str(&f, tmp);
+        fmt_name(&f, rr->mx.host);
+        break;
+    case DNS_T_CNAME:
+        fmt_name(&f, rr->cname);
+        break;
+    case DNS_T_TXT:
+        fmt_put(&f, "\"", 1);
+        for (size_t i = 0; i < rr->txt.len; i++) {
+            unsigned char c = rr->txt.data[i];
+            if (c == '"' || c == '\\') {
+                char e[2] = {'\\', (char)c};
+                fmt_put(&f, e, 2);
+            } else if (c < 0x20 || c > 0x7e) {
+                snprintf(tmp, sizeof(tmp), "\\%03u", (unsigned)c);
+                fmt_str(&f, tmp);
+            } else {
+                fmt_put(&f, (const char *)&c, 1);
+            }
+        }
+        fmt_put(&f, "\"", 1);
+        break;
+    case DNS_T_TLSA:
+        snprintf(tmp, sizeof(tmp), "%u %u %u ", (unsigned)rr->tlsa.usage,
+                 (unsigned)rr->tlsa.selector, (unsigned)rr->tlsa.mtype);
+        fmt_str(&f, tmp);
+        for (size_t i = 0; i < rr->tlsa.len; i++) {
+            char h[2] = {hex[rr->tlsa.data[i] >> 4], hex[rr->tlsa.data[i] & 15]};
+            fmt_put(&f, h, 2);
+        }
+        if (rr->tlsa.len == 0)
+            fmt_put(&f, "-", 1);
+        break;
+    default:
+        fmt_str(&f, "?");
+        break;
+    }
+    if (outlen > 0)
+        out[f.len < outlen ? f.len : outlen - 1] = '\0';
+    return f.len;
 }
 
 bool dns_status_temporary(enum dns_status st)

@@ -105,6 +105,13 @@ void dns_answer_clear(struct dns_answer *ans);
 /* Records from `src` moved into `dst` (which is cleared first); `src` is left empty. */
 void dns_answer_move(struct dns_answer *dst, struct dns_answer *src);
 
+/* One record's data in zone-file form, as `dig` shows it: "192.0.2.1", "10 mx.example.com.",
+ * "0 ." (null MX), "\"v=STSv1; id=1\"" (the joined strings, quoted, with '"', '\' and bytes
+ * outside printable ASCII escaped), "3 1 1 0a1b..." (TLSA, lowercase hex; "-" for no data),
+ * "target.example." for CNAME. Returns the length of the full text like snprintf; out is always
+ * NUL-terminated when outlen > 0. */
+size_t dns_rr_format(const struct dns_rr *rr, char *out, size_t outlen);
+
 bool dns_status_temporary(enum dns_status st);
 /* "OK", "NODATA", "NXDOMAIN", "SERVFAIL", "TIMEOUT", "MALFORMED", "ERROR", "BADNAME", "CANCELLED"
  */

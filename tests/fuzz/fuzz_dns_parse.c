@@ -3,7 +3,8 @@
  * Beyond "no crash, no out-of-bounds read, no leak" it checks what dns_parse.h promises: DNS_OK if
  * and only if records were kept; never partial records with a failure; MX sorted by preference
  * and null MX only for a single root target; every record of the asked type with its data in
- * place; and the same bytes always give the same answer.
+ * place, and printable by dns_rr_format() within its bounds; and the same bytes always give the
+ * same answer.
  */
 #include "dns_parse.h"
 #include "fuzz.h"
@@ -30,6 +31,9 @@ static void invariants(const struct dns_answer *a)
     for (size_t i = 0; i < a->nrr; i++) {
         const struct dns_rr *rr = &a->rr[i];
         check(rr->type == a->type);
+        char text[64];
+        size_t n = dns_rr_format(rr, text, sizeof(text));
+        check(strlen(text) == (n < sizeof(text) ? n : sizeof(text) - 1));
         switch (rr->type) {
         case DNS_T_MX:
             check(rr->mx.host != NULL);

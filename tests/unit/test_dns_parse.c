@@ -324,6 +324,57 @@ static void test_prefixes_and_corruptions(void)
     T_EQ_INT(ok_empty, 0);
 }
 
+static void test_format(void)
+{
+    unsigned char buf[4096];
+    size_t len;
+    struct dns_answer a;
+    char out[256];
+
+    parse_case(0, &a, buf, &len);
+    T_EQ_INT(dns_rr_format(&a.rr[0], out, sizeof(out)), 9);
+    T_EQ_STR(out, "192.0.2.1");
+    char small[5];
+    T_EQ_INT(dns_rr_format(&a.rr[0], small, sizeof(small)), 9); /* the length it needs */
+    T_EQ_STR(small, "192.");
+    dns_answer_clear(&a);
+
+    parse_case(1, &a, buf, &len);
+    dns_rr_format(&a.rr[0], out, sizeof(out));
+    T_EQ_STR(out, "2001:db8::1");
+    dns_answer_clear(&a);
+
+    parse_case(2, &a, buf, &len);
+    dns_rr_format(&a.rr[0], out, sizeof(out));
+    T_EQ_STR(out, "10 mx1.example.com.");
+    dns_answer_clear(&a);
+
+    parse_case(3, &a, buf, &len);
+    dns_rr_format(&a.rr[0], out, sizeof(out));
+    T_EQ_STR(out, "0 .");
+    dns_answer_clear(&a);
+
+    parse_case(4, &a, buf, &len);
+    dns_rr_format(&a.rr[0], out, sizeof(out));
+    T_EQ_STR(out, "\"v=STSv1; id=20240101\"");
+    dns_answer_clear(&a);
+
+    parse_case(16, &a, buf, &len);
+    dns_rr_format(&a.rr[0], out, sizeof(out));
+    T_EQ_STR(out, "\"a\\000bc\"");
+    dns_answer_clear(&a);
+
+    parse_case(6, &a, buf, &len);
+    dns_rr_format(&a.rr[1], out, sizeof(out));
+    T_EQ_STR(out, "2 0 1 deadbeef");
+    dns_answer_clear(&a);
+
+    parse_case(9, &a, buf, &len);
+    dns_rr_format(&a.rr[0], out, sizeof(out));
+    T_EQ_STR(out, "alt.example.com.");
+    dns_answer_clear(&a);
+}
+
 static void test_names(void)
 {
     T_EQ_STR(dns_status_name(DNS_NXDOMAIN), "NXDOMAIN");
@@ -356,6 +407,7 @@ int main(void)
     test_table();
     test_contents();
     test_prefixes_and_corruptions();
+    test_format();
     test_names();
     return t_done();
 }
