@@ -2,9 +2,11 @@
  * setting changed and how, in the words LIST and DETAIL use. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cfg.h"
 #include "kv.h"
+#include "tlscert.h"
 
 static void field(struct cfg_field *f, int *n, const char *name, const char *value)
 {
@@ -67,6 +69,57 @@ static int setup_fields(const char *body, struct cfg_field *f)
     return n;
 }
 
+/* A certificate profile: what identifies the certificate, never the PEM or the key. */
+static int cert_fields(const char *body, struct cfg_field *f)
+{
+    struct cert_pair p;
+    struct cert_info ci;
+    struct cert_list chain;
+    char buf[64];
+    int n = 0;
+    if (!cert_profile_decode(body, &p) || !cert_describe(p.cert, &ci)) {
+        field(f, &n, "certificate", "Invalid");
+        cert_pair_free(&p);
+        return n;
+    }
+    field(f, &n, "subject", ci.subject);
+    field(f, &n, "issuer", ci.issuer);
+    time_t t = (time_t)ci.not_after;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
+    field(f, &n, "expires", buf);
+    field(f, &n, "fingerprint", ci.sha256);
+    size_t nchain = 0;
+    if (p.chain[0] && cert_split(p.chain, strlen(p.chain), &chain) == CERT_OK) {
+        nchain = chain.n;
+        cert_list_free(&chain);
+    }
+    snprintf(buf, sizeof buf, "%zu", nchain);
+    field(f, &n, "intermediates", buf);
+    cert_pair_free(&p);
+    return n;
+}
+
+/* CERTAUTHORITY: the two states and how many custom authorities there are. */
+static int ca_fields(const char *body, struct cfg_field *f)
+{
+    struct cert_ca_cfg c;
+    struct cert_list l = {0};
+    char buf[32];
+    int n = 0;
+    cert_ca_decode(body, &c);
+    field(f, &n, "custom_list", c.custom_enabled ? "Enabled" : "Disabled");
+    field(f, &n, "system_list", c.system_enabled ? "Enabled" : "Disabled");
+    if (c.custom[0])
+        cert_split(c.custom, strlen(c.custom), &l);
+    snprintf(buf, sizeof buf, "%zu", l.n);
+    field(f, &n, "custom_authorities", buf);
+    cert_list_free(&l);
+    cert_ca_free(&c);
+    return n;
+}
+
 struct raw_ctx {
     struct cfg_field *f;
     int n;
@@ -91,6 +144,8 @@ int cfg_unit_fields(const char *kind, const char *unit, const char *body,
     if (strcmp(kind, CFG_KIND_DEST) == 0)
         return strcmp(unit, CFG_UNIT_SETUP) == 0 ? setup_fields(body, fields)
                                                  : dest_fields(unit, body, fields);
+    if (strcmp(kind, CFG_KIND_CERT) == 0)
+        return strcmp(unit, CFG_UNIT_CA) == 0 ? ca_fields(body, fields) : cert_fields(body, fields);
     struct raw_ctx c = {fields, 0};
     kv_parse(body, raw_one, &c);
     return c.n;

@@ -33,5 +33,14 @@ void db_factory_units(struct db_units *out, void *arg)
     }
     free(cert);
     free(key);
+
+    /* Written by the same encoder certconfig uses, so setting the factory state back is seen as
+     * no change. */
+    struct cert_ca_cfg ca;
+    cert_ca_factory(&ca);
+    sb_reset(&sb);
+    cert_ca_encode(&ca, &sb);
+    db_units_add(out, CFG_KIND_CERT, CFG_UNIT_CA, sb_str(&sb));
+    cert_ca_free(&ca);
     sb_free(&sb);
 }
