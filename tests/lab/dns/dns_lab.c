@@ -6,13 +6,15 @@
  * back joined, two records stay two. It also drives the lab's mock responder (fakedns.py) for a
  * forged AD bit, truncation and silence over a real network namespace.
  *
- * It runs itself inside the lab namespace (where /etc/resolv.conf names the lab's unbound): it
- * finds the lab like the lab's helpers do ($LAB_ENV, else $LAB_DIR/env, else
- * /tmp/stsgate-lab/env) and re-executes itself under `ip netns exec`. Without root, without a
- * lab, or with no answer from the lab resolver it prints SKIP and exits 77.
+ * It must run inside the lab namespace (where /etc/resolv.conf names the lab's unbound). ctest
+ * runs it there with --inside (tests/lab/dns/CMakeLists.txt, stsgate_lab_test INSIDE). Run by
+ * hand without --inside, it finds the lab like the lab's helpers do ($LAB_ENV, else
+ * $LAB_DIR/env, else /tmp/stsgate-lab/env) and re-executes itself under `ip netns exec`.
+ * Without root or without a lab it prints SKIP and exits 77; inside, a lab resolver that does
+ * not answer is a failure.
  * The names come from tests/lab/scenarios/dane.conf and mta-sts.conf.
  */
-#include "../unit/t.h"
+#include "../../unit/t.h"
 #include "dns.h"
 
 #include <arpa/inet.h>
@@ -189,9 +191,10 @@ int main(int argc, char **argv)
     struct dns_config c = config(&trusted, 1);
     struct dns_answer a;
     if (dns_resolve(&c, "mx.dane-ee.signed.stslab", DNS_T_A, &a) != DNS_OK) {
-        printf("SKIP: no answer from the lab resolver %s (%s)\n", LAB_RESOLVER, a.detail);
+        printf("FAIL: no answer from the lab resolver %s (%s): is this the lab namespace?\n",
+               LAB_RESOLVER, a.detail);
         dns_answer_clear(&a);
-        return 77;
+        return 1;
     }
     dns_answer_clear(&a);
 
