@@ -30,7 +30,7 @@ down)
     status=0
     "$top/scripts/lab" down --dir "$dir" || status=1
     if [ -n "$ns" ]; then
-        if ip netns list | awk '{ print $1 }' | grep -qx "$ns"; then
+        if [ -e "/run/netns/$ns" ]; then
             echo "FAIL: namespace $ns is still there"
             status=1
         fi

@@ -37,11 +37,14 @@ state_read() {
     return 0
 }
 
+# ns_exists: whether the namespace $LAB_NS exists (ip netns keeps them in /run/netns).
+ns_exists() { [ -n "$LAB_NS" ] && [ -e "/run/netns/$LAB_NS" ]; }
+
 # healthy: the namespace exists and every recorded daemon is alive inside it.
 healthy() {
     state_read
     [ -n "$LAB_NS" ] && [ -r "$LAB_DIR/env" ] && [ -r "$LAB_DIR/pids" ] || return 1
-    ip netns list | awk '{ print $1 }' | grep -qx "$LAB_NS" || return 1
+    ns_exists || return 1
     local what pid
     while read -r what pid; do
         lab_pid_alive "$pid" || return 1
@@ -84,7 +87,7 @@ do_down() {
     if [ -r "$LAB_DIR/pids" ]; then
         while read -r what pid; do pids+=("$pid"); done <"$LAB_DIR/pids"
     fi
-    if ip netns list | awk '{ print $1 }' | grep -qx "$LAB_NS"; then
+    if ns_exists; then
         # First what `up` started, by PID; then anything those left in the namespace (Postfix
         # children exit on their own a moment after their master, ip netns pids finds the rest).
         kill_pids TERM "${pids[@]}"
