@@ -1,10 +1,14 @@
 /* cfg_fields.c - units described as named display fields, so that showchanges can say which
  * setting changed and how, in the words LIST and DETAIL use. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cfg.h"
+#include "cfg_bounce.h"
+#include "cfg_dns.h"
+#include "cfg_route.h"
 #include "kv.h"
 #include "tlscert.h"
 
@@ -69,6 +73,14 @@ static int setup_fields(const char *body, struct cfg_field *f)
     return n;
 }
 
+/* A long text (a certificate's subject) cut to what a field holds. */
+static void field_cut(struct cfg_field *f, int *n, const char *name, const char *value)
+{
+    char cut[sizeof f->value];
+    snprintf(cut, sizeof cut, "%.*s", (int)sizeof cut - 1, value);
+    field(f, n, name, cut);
+}
+
 /* A certificate profile: what identifies the certificate, never the PEM or the key. */
 static int cert_fields(const char *body, struct cfg_field *f)
 {
@@ -82,8 +94,8 @@ static int cert_fields(const char *body, struct cfg_field *f)
         cert_pair_free(&p);
         return n;
     }
-    field(f, &n, "subject", ci.subject);
-    field(f, &n, "issuer", ci.issuer);
+    field_cut(f, &n, "subject", ci.subject);
+    field_cut(f, &n, "issuer", ci.issuer);
     time_t t = (time_t)ci.not_after;
     struct tm tm;
     localtime_r(&t, &tm);
@@ -120,6 +132,54 @@ static int ca_fields(const char *body, struct cfg_field *f)
     return n;
 }
 
+/* A route: its hosts, as PRINT shows them. */
+static int route_fields(const char *body, struct cfg_field *f)
+{
+    struct cfg_route_hosts *h = xmalloc(sizeof *h);
+    struct strbuf sb = STRBUF_INIT;
+    int n = 0;
+    if (cfg_route_decode(body, h))
+        cfg_route_hosts_format(h, ", ", &sb);
+    field(f, &n, "hosts", sb.len ? sb_str(&sb) : "Invalid");
+    sb_free(&sb);
+    free(h);
+    return n;
+}
+
+/* DNSCONFIG: the servers in order with their trust, the timeout and the tries. */
+static int dns_fields(const char *body, struct cfg_field *f)
+{
+    struct cfg_dns d;
+    struct strbuf sb = STRBUF_INIT;
+    int n = 0;
+    cfg_dns_decode(body, &d);
+    cfg_dns_describe(&d, &sb);
+    field(f, &n, "servers", sb_str(&sb));
+    sb_free(&sb);
+    field_int(f, &n, "timeout", (long)d.timeout_s);
+    field_int(f, &n, "tries", (long)d.tries);
+    return n;
+}
+
+static int bounce_fields(const char *body, struct cfg_field *f)
+{
+    struct cfg_bounce b;
+    char num[32];
+    int n = 0;
+    cfg_bounce_decode(body, &b);
+    /* field_int would show 0 as "Default"; 0 retries and a 0 lifetime are values here. */
+    snprintf(num, sizeof num, "%ld", b.max_retries);
+    field(f, &n, "max_retries", num);
+    snprintf(num, sizeof num, "%ld", b.max_queue_lifetime);
+    field(f, &n, "max_queue_lifetime", num);
+    snprintf(num, sizeof num, "%ld", b.initial_retry);
+    field(f, &n, "initial_retry", num);
+    snprintf(num, sizeof num, "%ld", b.max_retry);
+    field(f, &n, "max_retry", num);
+    field(f, &n, "hard_bounce_notice", cfg_notice_label(b.hard_bounce_notice));
+    return n;
+}
+
 struct raw_ctx {
     struct cfg_field *f;
     int n;
@@ -146,6 +206,12 @@ int cfg_unit_fields(const char *kind, const char *unit, const char *body,
                                                  : dest_fields(unit, body, fields);
     if (strcmp(kind, CFG_KIND_CERT) == 0)
         return strcmp(unit, CFG_UNIT_CA) == 0 ? ca_fields(body, fields) : cert_fields(body, fields);
+    if (strcmp(kind, CFG_KIND_ROUTE) == 0)
+        return route_fields(body, fields);
+    if (strcmp(kind, CFG_KIND_DNS) == 0)
+        return dns_fields(body, fields);
+    if (strcmp(kind, CFG_KIND_BOUNCE) == 0)
+        return bounce_fields(body, fields);
     struct raw_ctx c = {fields, 0};
     kv_parse(body, raw_one, &c);
     return c.n;
