@@ -26,6 +26,7 @@ static enum sh_rc cmd_exit(struct sh *sh, int argc, char **argv);
 const struct sh_command sh_commands[] = {
     {"clear", "Clear changes made since the last commit.", sh_cmd_clear},
     {"commit", "Commit changes.", sh_cmd_commit},
+    {"delivernow", "Retry deferred mail now (needs the agent).", sh_cmd_delivernow},
     {"destconfig",
      "Configure destination controls (TLS, DANE, MTA STS, limits).",
      sh_cmd_destconfig},
@@ -38,6 +39,8 @@ const struct sh_command sh_commands[] = {
     {"sethostname", "Set the name of the machine.", sh_cmd_sethostname},
     {"showchanges", "Show the changes made since the last commit.",
      sh_cmd_showchanges},
+    {"status", "Show the delivery agent's state, queue counts and connections.", sh_cmd_status},
+    {"tail", "Follow mail_logs until Ctrl-C: tail mail_logs.", sh_cmd_tail},
     {"version", "Show the version.", cmd_version},
 };
 const size_t sh_n_commands = sizeof sh_commands / sizeof sh_commands[0];

@@ -130,6 +130,10 @@ enum sh_rc sh_cmd_clear(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_rollbackconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_showchanges(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_sethostname(struct sh *sh, int argc, char **argv);
+/* agentctl.c */
+enum sh_rc sh_cmd_status(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_tail(struct sh *sh, int argc, char **argv);
 
 /* The committed hostname, else the machine's (the main prompt and file questions use it). */
 void sh_hostname(struct sh *sh, char *out, size_t outlen);
