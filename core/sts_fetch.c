@@ -440,8 +440,11 @@ static void classify(struct sts_fetch *h, CURLcode rc)
         fail(h, h->f->proxy ? STS_FETCH_PROXY : STS_FETCH_CONNECT,
              h->f->proxy ? "a proxy failure (%s)" : "a connection failure (%s)", e, NULL);
     } else if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+        /* libcurl's own text names the host on a name mismatch; OpenSSL's verify code is the
+         * fallback when the text is not one of libcurl's certificate messages. */
+        const char *t = tls_text(e);
         fail(h, STS_FETCH_CERT, "a certificate error: %s",
-             verify != 0 ? X509_verify_cert_error_string(verify) : tls_text(e), NULL);
+             t == e && verify != 0 ? X509_verify_cert_error_string(verify) : t, NULL);
     } else if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CACERT_BADFILE ||
                rc == CURLE_SSL_CERTPROBLEM) {
         fail(h, STS_FETCH_TLS, "a TLS failure: %s", tls_text(e), NULL);
