@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cfg.h"
+#include "cfg_bounce.h"
 #include "kv.h"
 #include "strbuf.h"
 #include "tlscert.h"
@@ -23,6 +24,14 @@ void db_factory_units(struct db_units *out, void *arg)
     cfg_setup_factory(&setup);
     cfg_setup_encode(&setup, &sb);
     db_units_add(out, CFG_KIND_DEST, CFG_UNIT_SETUP, sb_str(&sb));
+
+    /* Written by bounceconfig's own encoder, so editing it back to the factory values is seen as
+     * no change. */
+    struct cfg_bounce bounce;
+    cfg_bounce_factory(&bounce);
+    sb_reset(&sb);
+    cfg_bounce_encode(&bounce, &sb);
+    db_units_add(out, CFG_KIND_BOUNCE, CFG_BOUNCE_DEFAULT, sb_str(&sb));
 
     char *cert = NULL, *key = NULL;
     if (cert_make_selfsigned("stsgate Demo", 3650, &cert, &key)) {

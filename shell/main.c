@@ -24,12 +24,14 @@ static enum sh_rc cmd_version(struct sh *sh, int argc, char **argv);
 static enum sh_rc cmd_exit(struct sh *sh, int argc, char **argv);
 
 const struct sh_command sh_commands[] = {
+    {"bounceconfig", "Configure bounce profiles.", sh_cmd_bounceconfig},
     {"clear", "Clear changes made since the last commit.", sh_cmd_clear},
     {"commit", "Commit changes.", sh_cmd_commit},
     {"delivernow", "Retry deferred mail now (needs the agent).", sh_cmd_delivernow},
     {"destconfig",
      "Configure destination controls (TLS, DANE, MTA STS, limits).",
      sh_cmd_destconfig},
+    {"dnsconfig", "Configure the DNS servers and their DNSSEC trust.", sh_cmd_dnsconfig},
     {"exit", "Exit the shell.", cmd_exit},
     {"help", "List the commands.", cmd_help},
     {"q", "Exit the shell.", cmd_exit},
@@ -39,6 +41,7 @@ const struct sh_command sh_commands[] = {
     {"sethostname", "Set the name of the machine.", sh_cmd_sethostname},
     {"showchanges", "Show the changes made since the last commit.",
      sh_cmd_showchanges},
+    {"smtproutes", "Set up permanent SMTP routes.", sh_cmd_smtproutes},
     {"status", "Show the delivery agent's state, queue counts and connections.", sh_cmd_status},
     {"tail", "Follow mail_logs until Ctrl-C: tail mail_logs.", sh_cmd_tail},
     {"version", "Show the version.", cmd_version},
