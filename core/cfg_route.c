@@ -173,9 +173,18 @@ bool cfg_route_hosts_parse(const char *text, struct cfg_route_hosts *out, char e
         }
         out->n++;
         if (!comma)
-            return true;
+            break;
         p = comma + 1;
     }
+    struct strbuf sb = STRBUF_INIT;
+    cfg_route_hosts_format(out, ", ", &sb);
+    bool fits = sb.len <= CFG_ROUTE_TEXT_MAX;
+    sb_free(&sb);
+    if (!fits) {
+        out->n = 0;
+        return fail(err, msg_invalid);
+    }
+    return true;
 }
 
 void cfg_route_hosts_format(const struct cfg_route_hosts *h, const char *sep, struct strbuf *sb)

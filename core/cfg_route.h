@@ -15,7 +15,7 @@
  * means 0. The agent tries the hosts by priority, lowest first, equal priorities in the order
  * entered (cfg_route_hosts_order), resolving names with A/AAAA, never MX.
  *
- * Everything here is pure: no I/O, no allocation except the import table. */
+ * Everything here is pure: no I/O, no state. */
 #ifndef STSGATE_CFG_ROUTE_H
 #define STSGATE_CFG_ROUTE_H
 
@@ -29,6 +29,9 @@
 #define CFG_ROUTE_HOSTS_MAX 32
 #define CFG_ROUTE_PORT_DEFAULT 25
 #define CFG_ROUTE_PRI_MAX 65535
+/* The longest host list, as formatted: what one answer of the shell can hold and offer back as
+ * EDIT's default. */
+#define CFG_ROUTE_TEXT_MAX 1000
 /* A route's domain: CFG_DOMAIN_MAX plus the leading dot, brackets and NUL. */
 #define CFG_ROUTE_DOMAIN_BUF (CFG_DOMAIN_MAX + 3)
 
@@ -50,7 +53,8 @@ struct cfg_route_hosts {
  * (any case). Writes the stored form (lower case, "ALL") to out (CFG_ROUTE_DOMAIN_BUF bytes). */
 bool cfg_route_domain_normalize(const char *in, char *out, size_t outlen);
 
-/* Parses a comma-separated host list (spaces around commas are ignored). At least one host. On
+/* Parses a comma-separated host list (spaces around commas are ignored): at least one host, at
+ * most CFG_ROUTE_HOSTS_MAX, and at most CFG_ROUTE_TEXT_MAX characters once formatted. On
  * failure returns false with the error line the shell prints in err: "The value must be a number
  * from 1 to 65535." (port), "The value must be a number from 0 to 65535." (priority), or "That
  * value is not valid." (anything else). */

@@ -132,6 +132,20 @@ static void test_bad(void)
     sb_append(&sb, ",one-more.example");
     T_CHECK(!cfg_route_hosts_parse(sb_str(&sb), &h, err));
     T_EQ_INT(h.n, 0);
+
+    /* At most CFG_ROUTE_TEXT_MAX characters once formatted: 9 names of 100 characters fit
+     * (9 * 100 + 8 * 2 = 916), 10 do not (1018). */
+    char label[64];
+    memset(label, 'a', 49);
+    label[49] = '\0';
+    sb_reset(&sb);
+    for (int i = 0; i < 9; i++)
+        sb_printf(&sb, "%s%d%s.%s", i ? "," : "", i, label, label);
+    T_CHECK(cfg_route_hosts_parse(sb_str(&sb), &h, err));
+    T_EQ_INT(h.n, 9);
+    sb_printf(&sb, ",9%s.%s", label, label);
+    T_CHECK(!cfg_route_hosts_parse(sb_str(&sb), &h, err));
+    T_EQ_STR(err, "That value is not valid.");
     sb_free(&sb);
 }
 
