@@ -1,62 +1,1361 @@
-/* delivery.c - PLACEHOLDER for the queue runner, to be replaced by the delivery engineer's
- * implementation of delivery.h.
+/* delivery.c - the queue runner (delivery.h): due recipients from the queue, grouped per
+ * recipient domain, delivered over SMTP under delivery-policy.md §1, §2, §5 and §6.
  *
- * It exists only so that stsgated links while the real delivery is being written: it delivers
- * nothing, so every accepted message simply stays queued in queue.db. delivery_now() makes
- * deferred recipients due (so `delivernow` reports a real count) and delivery_drain() is done
- * at once. */
+ * Shape:
+ * - A runner timer claims due recipients (db_queue_claim) into per-domain destinations
+ *   (struct dest: the recipients waiting, the connections open, the recipient-rate window).
+ * - A destination opens connections (struct conn) up to its concurrency limit. A connection
+ *   takes a reference on the snapshot current when it opens and decides everything from it: the
+ *   effective settings, the route or the MX hosts, the TLS plan per host (tlspolicy.h), the
+ *   bounce profile. Hosts are tried in order; "host failed" moves to the next; with none left
+ *   every recipient waiting for the domain is deferred with the last reason.
+ * - Once a connection is ready it takes one message at a time from its destination (all the
+ *   waiting recipients of that message in that domain): up to the messages-per-connection limit,
+ *   and only while its snapshot is still the current one (a connection opened under an older
+ *   version finishes its message and takes no new one, §1.3).
+ * - Each outcome is recorded in the queue; deferrals get their next attempt from the bounce
+ *   profile, and become bounces when retries or the time in queue run out. Hard bounces get a
+ *   DSN (dsn.h), queued as a new message from the null sender, when the profile asks for one.
+ * Everything is logged with the lines of mail-logs.md. */
 #include "delivery.h"
 
-#include "agent.h"
-
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-struct delivery {
-    struct agent *agent;
+#include "agent.h"
+#include "cfg_bounce.h"
+#include "cfg_dns.h"
+#include "cfg_route.h"
+#include "dsn.h"
+#include "mxresolve.h"
+#include "smtp_client.h"
+#include "tlspolicy.h"
+
+#define CLAIM_BATCH 500
+#define MAX_WAITING 20000 /* recipients held in memory before claiming more */
+#define RUN_INTERVAL_MS 1000
+#define DEST_BUCKETS 1024
+#define REASON_MAX 512
+
+struct rcpt {
+    int64_t mid;
+    int rid;
+    int attempts;
+    int64_t received;
+    char *addr;
 };
+
+struct dest {
+    struct dest *next; /* hash chain */
+    char domain[DB_QUEUE_ADDR_MAX + 1];
+    struct rcpt *wait; /* waiting recipients, FIFO from wait_head */
+    size_t nwait, wait_head, cap;
+    int active;   /* connections open */
+    int starting; /* connections not yet ready (resolving, connecting, TLS) */
+    int64_t win_start;
+    long win_count;
+    struct ev_timer *win_timer;
+};
+
+struct ipcount {
+    struct ipcount *next;
+    char addr[46];
+    int n;
+};
+
+enum conn_state { C_RESOLVING, C_CONNECTING, C_READY, C_SENDING, C_QUITTING };
+
+struct conn {
+    struct conn *next, *prev;
+    struct delivery *d;
+    struct dest *dest;
+    struct cfg_snapshot *snap;
+    struct cfg_dest eff;
+    struct cfg_bounce bounce;
+    bool routed;
+    bool tls_alert;
+    char route[CFG_ROUTE_DOMAIN_BUF];
+    struct mx_lookup *lookup;
+    struct mx_result mx;
+    size_t ti; /* current target */
+    struct tlspol_host plan;
+    bool no_starttls; /* the Preferred fallback: this connection goes without STARTTLS */
+    struct smtpc *sc;
+    SSL_CTX *ctx;
+    int64_t dcid;
+    int64_t last_dcid;
+    enum conn_state state;
+    bool counted_starting;
+    char ip[46];
+    bool ip_counted;
+    unsigned msgs;
+    /* the message in flight */
+    struct db_queue_msg msg;
+    bool have_msg;
+    struct rcpt *batch;
+    size_t nbatch;
+    const char **rcpt_addrs;
+    struct smtpc_reply *replies;
+    struct smtpc_msg smsg;
+    /* the last host failure: what deferral says when no host is left */
+    char last_status[8];
+    char last_reason[REASON_MAX];
+    char last_cat[64];
+    bool tls_only_failures; /* every host failed for a TLS reason (the Critical alert) */
+    int hosts_tried;
+};
+
+struct delivery {
+    struct agent *a;
+    struct ev_timer *run_timer;
+    struct dest *buckets[DEST_BUCKETS];
+    size_t waiting; /* recipients held in dests */
+    struct conn *conns;
+    int nconns;
+    struct ipcount *ips;
+    struct dns_resolver *resolver;
+    char *dns_body; /* the DNSCONFIG body the resolver was made from */
+    struct dns_resolver **retired;
+    size_t nretired;
+    SSL_CTX *ctx;
+    int64_t ctx_version;
+    bool draining;
+    void (*drain_done)(void *arg);
+    void *drain_arg;
+    struct ev_timer *drain_timer;
+    /* counters for status */
+    uint64_t delivered, deferred, bounced, dsns, connections;
+};
+
+static void dispatch(struct delivery *d, struct dest *ds);
+static void conn_next_target(struct conn *c);
+static void conn_end(struct conn *c);
+static void conn_take_message(struct conn *c);
+
+/* ---- small helpers ---- */
+
+static void rid_list(const struct rcpt *r, size_t n, char *out, size_t outlen)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && len < outlen; i++) {
+        int w = snprintf(out + len, outlen - len, "%s%d", i ? ", " : "", r[i].rid);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
+/* The words mail_logs puts after the status (AsyncOS style). */
+static const char *category(const char *status)
+{
+    if (strncmp(status + 1, ".7.", 3) == 0)
+        return "TLS required";
+    if (strcmp(status, "5.1.2") == 0 || strcmp(status, "5.1.10") == 0 ||
+        strcmp(status, "5.4.4") == 0)
+        return "Bad destination host";
+    if (strncmp(status + 1, ".1.", 3) == 0)
+        return "Bad destination mailbox address";
+    if (strncmp(status + 1, ".4.", 3) == 0)
+        return strcmp(status, "5.4.7") == 0 ? "Delivery expired" : "Network or routing error";
+    if (status[0] == '4')
+        return "Temporary failure";
+    return "Permanent failure";
+}
+
+static unsigned hash_domain(const char *s)
+{
+    unsigned h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h % DEST_BUCKETS;
+}
+
+static struct dest *dest_get(struct delivery *d, const char *domain, bool create)
+{
+    unsigned h = hash_domain(domain);
+    for (struct dest *ds = d->buckets[h]; ds; ds = ds->next)
+        if (strcmp(ds->domain, domain) == 0)
+            return ds;
+    if (!create)
+        return NULL;
+    struct dest *ds = xcalloc(1, sizeof *ds);
+    snprintf(ds->domain, sizeof ds->domain, "%s", domain);
+    ds->next = d->buckets[h];
+    d->buckets[h] = ds;
+    return ds;
+}
+
+static void dest_maybe_free(struct delivery *d, struct dest *ds)
+{
+    if (ds->nwait > ds->wait_head || ds->active > 0 || ds->win_timer)
+        return;
+    unsigned h = hash_domain(ds->domain);
+    for (struct dest **pp = &d->buckets[h]; *pp; pp = &(*pp)->next) {
+        if (*pp == ds) {
+            *pp = ds->next;
+            break;
+        }
+    }
+    free(ds->wait);
+    free(ds);
+}
+
+static size_t dest_waiting(const struct dest *ds)
+{
+    return ds->nwait - ds->wait_head;
+}
+
+static void dest_push(struct dest *ds, const struct db_queue_rcpt *r)
+{
+    if (ds->wait_head > 0 && ds->wait_head == ds->nwait) {
+        ds->wait_head = ds->nwait = 0;
+    }
+    if (ds->nwait == ds->cap) {
+        if (ds->wait_head > ds->cap / 2) {
+            memmove(ds->wait, ds->wait + ds->wait_head, dest_waiting(ds) * sizeof *ds->wait);
+            ds->nwait -= ds->wait_head;
+            ds->wait_head = 0;
+        } else {
+            ds->cap = ds->cap ? ds->cap * 2 : 16;
+            ds->wait = xrealloc(ds->wait, ds->cap * sizeof *ds->wait);
+        }
+    }
+    struct rcpt *x = &ds->wait[ds->nwait++];
+    x->mid = r->mid;
+    x->rid = r->rid;
+    x->attempts = r->attempts;
+    x->received = r->received;
+    x->addr = xstrdup(r->addr);
+}
+
+/* Takes every waiting recipient of the first waiting message (at most max). */
+static size_t dest_take_message(struct delivery *d, struct dest *ds, size_t max, struct rcpt **out)
+{
+    if (dest_waiting(ds) == 0 || max == 0)
+        return 0;
+    int64_t mid = ds->wait[ds->wait_head].mid;
+    struct rcpt *v = xcalloc(dest_waiting(ds), sizeof *v);
+    size_t n = 0, k = ds->wait_head;
+    for (size_t i = ds->wait_head; i < ds->nwait; i++) {
+        if (ds->wait[i].mid == mid && n < max)
+            v[n++] = ds->wait[i];
+        else
+            ds->wait[k++] = ds->wait[i];
+    }
+    ds->nwait = k;
+    d->waiting -= n;
+    *out = v;
+    return n;
+}
+
+static int rcpt_cmp(const void *a, const void *b)
+{
+    const struct rcpt *x = a, *y = b;
+    if (x->mid != y->mid)
+        return x->mid < y->mid ? -1 : 1;
+    return (x->rid > y->rid) - (x->rid < y->rid);
+}
+
+/* Takes every waiting recipient, grouped by message (one DSN per message). */
+static size_t dest_take_all(struct delivery *d, struct dest *ds, struct rcpt **out)
+{
+    size_t n = dest_waiting(ds);
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    *out = xcalloc(n, sizeof **out);
+    memcpy(*out, ds->wait + ds->wait_head, n * sizeof **out);
+    ds->wait_head = ds->nwait = 0;
+    d->waiting -= n;
+    qsort(*out, n, sizeof **out, rcpt_cmp);
+    return n;
+}
+
+static void rcpts_free(struct rcpt *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].addr);
+    free(v);
+}
+
+static struct ipcount *ip_get(struct delivery *d, const char *addr, bool create)
+{
+    for (struct ipcount *p = d->ips; p; p = p->next)
+        if (strcmp(p->addr, addr) == 0)
+            return p;
+    if (!create)
+        return NULL;
+    struct ipcount *p = xcalloc(1, sizeof *p);
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    p->next = d->ips;
+    d->ips = p;
+    return p;
+}
+
+static void ip_release(struct delivery *d, const char *addr)
+{
+    for (struct ipcount **pp = &d->ips; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->addr, addr) == 0) {
+            if (--(*pp)->n <= 0) {
+                struct ipcount *x = *pp;
+                *pp = x->next;
+                free(x);
+            }
+            return;
+        }
+    }
+}
+
+/* The bounce profile of a destination (cfg_bounce.h: missing profile -> Default). */
+static void bounce_profile(const struct cfg_snapshot *s, const struct cfg_dest *eff,
+                           struct cfg_bounce *out)
+{
+    struct cfg_bounce def, prof;
+    cfg_bounce_decode(cfg_snapshot_unit(s, CFG_KIND_BOUNCE, CFG_BOUNCE_DEFAULT), &def);
+    const char *name = eff->bounce_profile[0] ? eff->bounce_profile : CFG_BOUNCE_DEFAULT;
+    const char *body = cfg_snapshot_unit(s, CFG_KIND_BOUNCE, name);
+    if (body)
+        cfg_bounce_decode(body, &prof);
+    else
+        prof = def;
+    cfg_bounce_effective(&prof, &def, out);
+}
+
+/* ---- outcomes ---- */
+
+static void finished_cb(void *arg, int64_t mid)
+{
+    struct delivery *d = arg;
+    agent_log(d->a, MAILLOG_INFO, "Message finished MID %lld done", (long long)mid);
+}
+
+/* A DSN for the recipients of one message that bounced now. msg may be NULL (loaded here). */
+static void make_dsn(struct delivery *d, const struct db_queue_msg *msg, int64_t mid,
+                     const struct rcpt *r, const char *const *status, const char *const *diag,
+                     const char *remote, size_t n)
+{
+    struct db_queue_msg loaded = {0};
+    char err[256];
+    if (!msg) {
+        if (db_queue_message(d->a->queue, mid, &loaded, err, sizeof err) != DB_OK)
+            return;
+        msg = &loaded;
+    }
+    if (!msg->sender || !msg->sender[0])
+        goto out; /* never a DSN for a null-sender message */
+    struct dsn_rcpt *dr = xcalloc(n, sizeof *dr);
+    for (size_t i = 0; i < n; i++) {
+        dr[i].addr = r[i].addr;
+        dr[i].status = status[i];
+        dr[i].diagnostic = diag[i];
+        dr[i].remote_mta = remote;
+    }
+    struct dsn_params p = {
+        .reporting_mta = agent_hostname(d->a),
+        .sender = msg->sender,
+        .mid = mid,
+        .arrival = (time_t)msg->received,
+        .now = time(NULL),
+        .rcpt = dr,
+        .n_rcpt = n,
+        .original = msg->data,
+        .original_len = msg->size,
+    };
+    struct strbuf sb = STRBUF_INIT;
+    if (dsn_build(&p, &sb)) {
+        int64_t dmid = agent_next_id(d->a, DB_QUEUE_MID);
+        if (dmid > 0) {
+            const char *to[1] = {msg->sender};
+            struct db_queue_new nm = {
+                .mid = dmid,
+                .icid = 0,
+                .received = (int64_t)time(NULL),
+                .sender = "",
+                .rcpt = to,
+                .n_rcpt = 1,
+                .data = sb.buf,
+                .size = sb.len,
+            };
+            if (db_queue_store(d->a->queue, &nm, 1, err, sizeof err) == DB_OK) {
+                d->dsns++;
+                agent_log(d->a, MAILLOG_INFO, "MID %lld DSN bounce message created for MID %lld",
+                          (long long)dmid, (long long)mid);
+                agent_log(d->a, MAILLOG_INFO, "MID %lld queued for delivery", (long long)dmid);
+                delivery_kick(d);
+            } else {
+                agent_log(d->a, MAILLOG_WARNING, "Cannot queue the DSN for MID %lld: %s",
+                          (long long)mid, err);
+            }
+        }
+    }
+    sb_free(&sb);
+    free(dr);
+out:
+    if (msg == &loaded)
+        db_queue_message_free(&loaded);
+}
+
+/* Recipients that failed without a final answer from a server (or with a 4xx): deferred, or
+ * bounced when the profile's retries or lifetime are used up. code is "000" for failures that
+ * are not a server's reply. */
+static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
+                       const struct db_queue_msg *msg, struct rcpt *r, size_t n, bool permanent,
+                       const char *status, const char *code, const char *reason, const char *remote)
+{
+    if (n == 0)
+        return;
+    int64_t now = (int64_t)time(NULL);
+    struct db_queue_outcome *out = xcalloc(n, sizeof *out);
+    char(*texts)[REASON_MAX + 96] = xcalloc(n, sizeof *texts);
+    bool *bounced = xcalloc(n, sizeof *bounced);
+    const char **st = xcalloc(n, sizeof *st);
+    const char **dg = xcalloc(n, sizeof *dg);
+    for (size_t i = 0; i < n; i++) {
+        out[i].mid = r[i].mid;
+        out[i].rid = r[i].rid;
+        out[i].when = now;
+        const char *cat = category(status);
+        if (permanent) {
+            out[i].kind = DB_QUEUE_OUT_BOUNCED;
+            bounced[i] = true;
+            agent_log(d->a, MAILLOG_INFO,
+                      "Bounced: DCID %lld MID %lld to RID %d - %s - %s ('%s', ['%s'])",
+                      (long long)dcid, (long long)r[i].mid, r[i].rid, status, cat, code, reason);
+            snprintf(texts[i], sizeof texts[i], "%s %s", status, reason);
+            st[i] = status;
+        } else {
+            long wait = 0;
+            enum cfg_retry rr =
+                cfg_bounce_next(b, r[i].attempts + 1, (long)(now - r[i].received), &wait);
+            if (rr == CFG_RETRY_BOUNCE) {
+                out[i].kind = DB_QUEUE_OUT_BOUNCED;
+                bounced[i] = true;
+                agent_log(d->a, MAILLOG_INFO,
+                          "Bounced: DCID %lld MID %lld to RID %d - 5.4.7 - Delivery expired "
+                          "(message too old) ('%s', ['%s %s'])",
+                          (long long)dcid, (long long)r[i].mid, r[i].rid, code, status, reason);
+                snprintf(texts[i], sizeof texts[i], "5.4.7 delivery expired; last error: %s %s",
+                         status, reason);
+                st[i] = "5.4.7";
+            } else {
+                out[i].kind = DB_QUEUE_OUT_DEFERRED;
+                out[i].next_attempt = now + (wait > 0 ? wait : 1);
+                agent_log(d->a, MAILLOG_INFO,
+                          "Delayed: DCID %lld MID %lld to RID %d - %s - %s ('%s', ['%s'])",
+                          (long long)dcid, (long long)r[i].mid, r[i].rid, status, cat, code,
+                          reason);
+                snprintf(texts[i], sizeof texts[i], "%s %s", status, reason);
+            }
+        }
+        out[i].reason = texts[i];
+        dg[i] = texts[i];
+        if (bounced[i])
+            d->bounced++;
+        else
+            d->deferred++;
+    }
+    /* DSNs first: the original may be deleted once its last recipient is final. */
+    if (b->hard_bounce_notice == CFG_NOTICE_YES) {
+        for (size_t i = 0; i < n; i++) {
+            if (!bounced[i] || (i > 0 && r[i].mid == r[i - 1].mid && bounced[i - 1]))
+                continue;
+            size_t j = i;
+            struct rcpt *g = xcalloc(n, sizeof *g);
+            const char **gs = xcalloc(n, sizeof *gs), **gd = xcalloc(n, sizeof *gd);
+            size_t k = 0;
+            for (j = i; j < n && r[j].mid == r[i].mid; j++)
+                if (bounced[j]) {
+                    g[k] = r[j];
+                    gs[k] = st[j];
+                    gd[k] = dg[j];
+                    k++;
+                }
+            make_dsn(d, msg && msg->mid == r[i].mid ? msg : NULL, r[i].mid, g, gs, gd, remote, k);
+            free(g);
+            free(gs);
+            free(gd);
+        }
+    }
+    char err[256];
+    if (db_queue_record(d->a->queue, out, n, finished_cb, d, err, sizeof err) != DB_OK)
+        agent_log(d->a, MAILLOG_WARNING, "Queue database error recording outcomes: %s", err);
+    free(out);
+    free(texts);
+    free(bounced);
+    free(st);
+    free(dg);
+}
+
+/* ---- connections ---- */
+
+static void conn_log_close(struct conn *c)
+{
+    if (c->dcid)
+        agent_log(c->d->a, MAILLOG_INFO, "DCID %lld close", (long long)c->dcid);
+    c->dcid = 0;
+}
+
+static void conn_drop_smtp(struct conn *c)
+{
+    if (c->sc) {
+        smtpc_free(c->sc);
+        c->sc = NULL;
+    }
+    if (c->ip_counted) {
+        ip_release(c->d, c->ip);
+        c->ip_counted = false;
+    }
+    conn_log_close(c);
+}
+
+static void conn_clear_message(struct conn *c)
+{
+    if (c->have_msg)
+        db_queue_message_free(&c->msg);
+    c->have_msg = false;
+    rcpts_free(c->batch, c->nbatch);
+    c->batch = NULL;
+    c->nbatch = 0;
+    free(c->rcpt_addrs);
+    free(c->replies);
+    c->rcpt_addrs = NULL;
+    c->replies = NULL;
+}
+
+static void set_ready(struct conn *c)
+{
+    if (c->counted_starting) {
+        c->counted_starting = false;
+        c->dest->starting--;
+    }
+}
+
+static void drain_check(struct ev_loop *loop, struct ev_timer *t, void *arg);
+
+static void conn_end(struct conn *c)
+{
+    struct delivery *d = c->d;
+    struct dest *ds = c->dest;
+    if (c->lookup)
+        mx_cancel(c->lookup);
+    conn_drop_smtp(c);
+    if (c->nbatch) {
+        /* a message in flight when the connection ended without an answer: back to the queue */
+        char err[256];
+        for (size_t i = 0; i < c->nbatch; i++)
+            db_queue_release(d->a->queue, c->batch[i].mid, c->batch[i].rid, err, sizeof err);
+    }
+    conn_clear_message(c);
+    set_ready(c);
+    mx_result_clear(&c->mx);
+    if (c->ctx)
+        SSL_CTX_free(c->ctx);
+    cfg_snapshot_unref(c->snap);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    d->nconns--;
+    ds->active--;
+    free(c);
+    if (d->draining) {
+        if (d->nconns == 0 && !d->drain_timer)
+            d->drain_timer = ev_timer_add(d->a->loop, 0, drain_check, d);
+        dest_maybe_free(d, ds);
+        return;
+    }
+    dispatch(d, ds);
+    dest_maybe_free(d, ds);
+}
+
+/* No host left: every recipient waiting for the domain is deferred with the last reason. */
+static void conn_no_hosts_left(struct conn *c)
+{
+    struct delivery *d = c->d;
+    const char *status = c->last_status[0] ? c->last_status : "4.4.1";
+    const char *reason = c->last_reason[0] ? c->last_reason : "no host could be reached";
+    bool tls = c->tls_only_failures && c->hosts_tried > 0;
+    if (tls && c->tls_alert &&
+        (c->eff.tls == CFG_TLS_REQUIRED || c->eff.tls == CFG_TLS_REQUIRED_VERIFY ||
+         c->eff.tls == CFG_TLS_REQUIRED_VERIFY_HOSTED))
+        agent_log(d->a, MAILLOG_CRITICAL, "TLS required for %s failed on every host: %s",
+                  c->dest->domain, reason);
+    struct rcpt *r;
+    size_t n = dest_take_all(d, c->dest, &r);
+    fail_rcpts(d, &c->bounce, c->last_dcid, NULL, r, n, false, status, "000", reason, NULL);
+    rcpts_free(r, n);
+    conn_end(c);
+}
+
+/* This host failed: remember why and try the next one. */
+static void host_failed(struct conn *c, const char *status, const char *reason, bool tls)
+{
+    snprintf(c->last_status, sizeof c->last_status, "%s", status);
+    snprintf(c->last_reason, sizeof c->last_reason, "%s", reason);
+    if (!tls)
+        c->tls_only_failures = false;
+    c->hosts_tried++;
+    conn_drop_smtp(c);
+    c->no_starttls = false;
+    c->ti++;
+    conn_next_target(c);
+}
+
+static void smtp_event(struct smtpc *sc, enum smtpc_event ev, void *arg);
+
+static void conn_connect(struct conn *c)
+{
+    struct delivery *d = c->d;
+    const struct mx_target *t = &c->mx.targets[c->ti];
+    struct smtpc_params p = {
+        .addr = t->addr,
+        .port = t->port,
+        .helo = agent_hostname(d->a),
+        .starttls = c->plan.starttls && !c->no_starttls,
+        .sni = c->plan.sni,
+        .ctx = c->ctx,
+    };
+    if (c->plan.dane == TLSPOL_DANE_AUTH) {
+        p.dane_base = c->plan.dane_base[0] ? c->plan.dane_base : c->plan.host;
+        p.dane_host = c->plan.host;
+        p.tlsa = c->plan.tlsa;
+        p.ntlsa = c->plan.ntlsa;
+    }
+    char err[256];
+    c->state = C_CONNECTING;
+    snprintf(c->ip, sizeof c->ip, "%s", t->addr);
+    ip_get(d, c->ip, true)->n++;
+    c->ip_counted = true;
+    c->sc = smtpc_open(d->a->loop, &p, smtp_event, c, err, sizeof err);
+    if (!c->sc) {
+        host_failed(c, "4.4.1", err, false);
+        return;
+    }
+    c->dcid = agent_next_id(d->a, DB_QUEUE_DCID);
+    c->last_dcid = c->dcid;
+    d->connections++;
+}
+
+static void conn_next_target(struct conn *c)
+{
+    for (; c->ti < c->mx.ntargets; c->ti++) {
+        const struct mx_target *t = &c->mx.targets[c->ti];
+        /* Per-IP limit: an address at its limit is passed over for now. */
+        if (c->eff.limit == CFG_LIMIT_MXIP) {
+            struct ipcount *ic = ip_get(c->d, t->addr, false);
+            if (ic && ic->n >= c->eff.concurrency)
+                continue;
+        }
+        tlspol_host_init(&c->plan, c->eff.tls, c->dest->domain, t->host, t->literal, c->routed);
+        /* MTA-STS (§3) and DANE (§4) set c->plan.sts / .dane / .tlsa here when they land. */
+        tlspol_plan(&c->plan);
+        if (c->plan.skip) {
+            snprintf(c->last_status, sizeof c->last_status, "%s", c->plan.status);
+            snprintf(c->last_reason, sizeof c->last_reason, "%s", c->plan.reason);
+            continue;
+        }
+        conn_connect(c);
+        return;
+    }
+    conn_no_hosts_left(c);
+}
+
+static void mx_done(struct mx_result *res, void *arg)
+{
+    struct conn *c = arg;
+    struct delivery *d = c->d;
+    c->lookup = NULL;
+    mx_result_move(&c->mx, res);
+    if (c->mx.status == MX_OK) {
+        c->ti = 0;
+        conn_next_target(c);
+        return;
+    }
+    struct rcpt *r;
+    size_t n = dest_take_all(d, c->dest, &r);
+    if (n > 0) {
+        /* Each message that bounces needs its own DSN: group by MID (they are in claim order). */
+        fail_rcpts(d, &c->bounce, 0, NULL, r, n, c->mx.status == MX_PERMFAIL, c->mx.code, "000",
+                   c->mx.reason, NULL);
+    }
+    rcpts_free(r, n);
+    conn_end(c);
+}
+
+static bool route_exists(void *arg, const char *name)
+{
+    return cfg_snapshot_unit(arg, CFG_KIND_ROUTE, name) != NULL;
+}
+
+static struct dns_resolver *resolver_for(struct delivery *d, const struct cfg_snapshot *s)
+{
+    const char *body = cfg_snapshot_unit(s, CFG_KIND_DNS, CFG_UNIT_DNS);
+    const char *cur = body ? body : "";
+    if (d->resolver && d->dns_body && strcmp(d->dns_body, cur) == 0)
+        return d->resolver;
+    struct cfg_dns dc;
+    cfg_dns_decode(body, &dc);
+    struct dns_config cfg;
+    cfg_dns_config(&dc, NULL, &cfg);
+    struct dns_resolver *r = NULL;
+    char err[256];
+    if (dns_resolver_new(d->a->loop, &cfg, &r, err, sizeof err) != 0) {
+        agent_log(d->a, MAILLOG_WARNING, "Cannot use the configured resolvers: %s", err);
+        return d->resolver; /* keep the previous one, if any */
+    }
+    if (d->resolver) {
+        /* lookups in flight still use the old one: keep it until the end */
+        d->retired = xrealloc(d->retired, (d->nretired + 1) * sizeof *d->retired);
+        d->retired[d->nretired++] = d->resolver;
+    }
+    d->resolver = r;
+    free(d->dns_body);
+    d->dns_body = xstrdup(cur);
+    return r;
+}
+
+static SSL_CTX *ctx_for(struct delivery *d, const struct cfg_snapshot *s)
+{
+    int64_t v = cfg_snapshot_version(s);
+    if (!d->ctx || d->ctx_version != v) {
+        char err[256];
+        SSL_CTX *ctx = smtpc_ctx_from_config(s, err, sizeof err);
+        if (!ctx) {
+            agent_log(d->a, MAILLOG_WARNING, "TLS set-up failed (configuration %lld): %s",
+                      (long long)v, err);
+            if (!d->ctx)
+                return NULL;
+        } else {
+            if (d->ctx)
+                SSL_CTX_free(d->ctx);
+            d->ctx = ctx;
+            d->ctx_version = v;
+        }
+    }
+    SSL_CTX_up_ref(d->ctx);
+    return d->ctx;
+}
+
+static void conn_start(struct delivery *d, struct dest *ds)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->d = d;
+    c->dest = ds;
+    c->snap = agent_snapshot(d->a);
+    const char *entry = NULL;
+    cfg_snapshot_dest(c->snap, ds->domain, &c->eff, &entry);
+    bounce_profile(c->snap, &c->eff, &c->bounce);
+    const struct cfg_setup *setup = cfg_snapshot_setup(c->snap);
+    c->tls_alert = setup && setup->tls_alert;
+    c->tls_only_failures = true;
+    c->ctx = ctx_for(d, c->snap);
+    c->state = C_RESOLVING;
+    c->counted_starting = true;
+    ds->starting++;
+    ds->active++;
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    d->nconns++;
+
+    struct dns_resolver *r = resolver_for(d, c->snap);
+    if (!r) {
+        snprintf(c->last_status, sizeof c->last_status, "4.4.3");
+        snprintf(c->last_reason, sizeof c->last_reason, "no usable resolver");
+        conn_no_hosts_left(c);
+        return;
+    }
+    c->routed = cfg_route_match(ds->domain, route_exists, c->snap, c->route, sizeof c->route);
+    if (c->routed) {
+        struct cfg_route_hosts hosts;
+        cfg_route_decode(cfg_snapshot_unit(c->snap, CFG_KIND_ROUTE, c->route), &hosts);
+        int order[CFG_ROUTE_HOSTS_MAX];
+        cfg_route_hosts_order(&hosts, order);
+        struct mx_route_host rh[CFG_ROUTE_HOSTS_MAX];
+        for (int i = 0; i < hosts.n; i++) {
+            const struct cfg_route_host *x = &hosts.v[order[i]];
+            rh[i].name = x->name;
+            rh[i].port = (uint16_t)cfg_route_host_port(x);
+            rh[i].literal = x->address;
+        }
+        c->lookup =
+            mx_resolve_route(d->a->loop, r, rh, (size_t)hosts.n, c->eff.ip_sort, mx_done, c);
+    } else {
+        c->lookup = mx_resolve(d->a->loop, r, ds->domain, c->eff.ip_sort, 25, mx_done, c);
+    }
+}
+
+/* Whether the recipient-rate window lets n more recipients go; how many may. */
+static size_t rate_room(struct conn *c)
+{
+    struct dest *ds = c->dest;
+    if (c->eff.rcpt_limit <= 0)
+        return (size_t)-1;
+    int64_t now = (int64_t)time(NULL);
+    int64_t win = (int64_t)(c->eff.rcpt_minutes > 0 ? c->eff.rcpt_minutes : 1) * 60;
+    if (now - ds->win_start >= win) {
+        ds->win_start = now;
+        ds->win_count = 0;
+    }
+    return c->eff.rcpt_limit > ds->win_count ? (size_t)(c->eff.rcpt_limit - ds->win_count) : 0;
+}
+
+static void win_timer_cb(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    struct dest *ds = arg;
+    ds->win_timer = NULL;
+    /* the delivery pointer is not kept in dest: the runner re-dispatches every dest */
+}
+
+static void conn_quit(struct conn *c)
+{
+    c->state = C_QUITTING;
+    if (c->sc)
+        smtpc_quit(c->sc);
+    else
+        conn_end(c);
+}
+
+static void conn_take_message(struct conn *c)
+{
+    struct delivery *d = c->d;
+    bool stale = cfg_snapshot_version(c->snap) != cfg_snapshot_version(d->a->snap);
+    if (d->draining || stale || c->msgs >= (unsigned)c->eff.msgs_per_conn) {
+        conn_quit(c);
+        return;
+    }
+    size_t room = rate_room(c);
+    if (room == 0) {
+        if (!c->dest->win_timer) {
+            int64_t win = (int64_t)(c->eff.rcpt_minutes > 0 ? c->eff.rcpt_minutes : 1) * 60;
+            int64_t left = c->dest->win_start + win - (int64_t)time(NULL);
+            c->dest->win_timer = ev_timer_add(d->a->loop, (uint64_t)(left > 0 ? left : 1) * 1000,
+                                              win_timer_cb, c->dest);
+        }
+        conn_quit(c);
+        return;
+    }
+    for (;;) {
+        c->nbatch = dest_take_message(d, c->dest, room, &c->batch);
+        if (c->nbatch == 0) {
+            conn_quit(c);
+            return;
+        }
+        char err[256];
+        if (db_queue_message(d->a->queue, c->batch[0].mid, &c->msg, err, sizeof err) == DB_OK) {
+            c->have_msg = true;
+            break;
+        }
+        /* gone from the queue (or unreadable): nothing to send for it */
+        agent_log(d->a, MAILLOG_WARNING, "MID %lld cannot be read from the queue: %s",
+                  (long long)c->batch[0].mid, err);
+        rcpts_free(c->batch, c->nbatch);
+        c->batch = NULL;
+        c->nbatch = 0;
+    }
+    if (c->eff.rcpt_limit > 0)
+        c->dest->win_count += (long)c->nbatch;
+    c->rcpt_addrs = xcalloc(c->nbatch, sizeof *c->rcpt_addrs);
+    c->replies = xcalloc(c->nbatch, sizeof *c->replies);
+    for (size_t i = 0; i < c->nbatch; i++)
+        c->rcpt_addrs[i] = c->batch[i].addr;
+    memset(&c->smsg, 0, sizeof c->smsg);
+    c->smsg.from = c->msg.sender ? c->msg.sender : "";
+    c->smsg.rcpt = c->rcpt_addrs;
+    c->smsg.nrcpt = c->nbatch;
+    c->smsg.data = c->msg.data;
+    c->smsg.len = c->msg.size;
+    c->smsg.rcpt_reply = c->replies;
+    char rids[256];
+    rid_list(c->batch, c->nbatch, rids, sizeof rids);
+    agent_log(d->a, MAILLOG_INFO, "Delivery start DCID %lld MID %lld to RID [%s]",
+              (long long)c->dcid, (long long)c->msg.mid, rids);
+    c->state = C_SENDING;
+    if (!smtpc_send(c->sc, &c->smsg)) {
+        conn_quit(c);
+        return;
+    }
+}
+
+/* The replies of a sent message: each recipient delivered, deferred or bounced. */
+static void conn_message_sent(struct conn *c)
+{
+    struct delivery *d = c->d;
+    const struct smtpc_msg *m = &c->smsg;
+    int64_t now = (int64_t)time(NULL);
+    bool data_ok = m->data_reply.code / 100 == 2;
+    struct rcpt *ok = xcalloc(c->nbatch, sizeof *ok);
+    size_t nok = 0;
+    struct db_queue_outcome *out = xcalloc(c->nbatch, sizeof *out);
+    size_t nout = 0;
+    char remote[MX_NAME_MAX];
+    snprintf(remote, sizeof remote, "%s", c->mx.targets[c->ti].host);
+    for (size_t i = 0; i < c->nbatch; i++) {
+        const struct smtpc_reply *r = &c->replies[i];
+        const struct smtpc_reply *fr = r;
+        if (m->mail.code / 100 != 2)
+            fr = &m->mail;
+        else if (r->code / 100 == 2 && !data_ok)
+            fr = &m->data_reply;
+        if (fr->code / 100 == 2) {
+            ok[nok++] = c->batch[i];
+            continue;
+        }
+        char code[8];
+        snprintf(code, sizeof code, "%03d", fr->code);
+        char status[16];
+        snprintf(status, sizeof status, "%s",
+                 fr->enh[0] ? fr->enh : (fr->code / 100 == 5 ? "5.0.0" : "4.0.0"));
+        fail_rcpts(d, &c->bounce, c->dcid, &c->msg, &c->batch[i], 1, fr->code / 100 == 5, status,
+                   code, fr->text, remote);
+    }
+    if (nok > 0) {
+        char rids[256];
+        rid_list(ok, nok, rids, sizeof rids);
+        agent_log(d->a, MAILLOG_INFO, "Message done DCID %lld MID %lld to RID [%s]",
+                  (long long)c->dcid, (long long)c->msg.mid, rids);
+        for (size_t i = 0; i < nok; i++) {
+            agent_log(d->a, MAILLOG_INFO, "MID %lld RID [%d] Response '%s'", (long long)c->msg.mid,
+                      ok[i].rid, m->data_reply.text);
+            out[nout].mid = ok[i].mid;
+            out[nout].rid = ok[i].rid;
+            out[nout].kind = DB_QUEUE_OUT_DELIVERED;
+            out[nout].when = now;
+            out[nout].reason = m->data_reply.text;
+            nout++;
+            d->delivered++;
+        }
+        char err[256];
+        if (db_queue_record(d->a->queue, out, nout, finished_cb, d, err, sizeof err) != DB_OK)
+            agent_log(d->a, MAILLOG_WARNING, "Queue database error recording outcomes: %s", err);
+    }
+    free(ok);
+    free(out);
+    /* every recipient has its outcome: nothing to release */
+    rcpts_free(c->batch, c->nbatch);
+    c->batch = NULL;
+    c->nbatch = 0;
+    conn_clear_message(c);
+    c->msgs++;
+    c->state = C_READY;
+    conn_take_message(c);
+}
+
+/* Greeting, EHLO and TLS are done: apply §2. */
+static void conn_ready(struct conn *c)
+{
+    struct delivery *d = c->d;
+    const struct smtpc_info *in = smtpc_info(c->sc);
+    const struct mx_target *t = &c->mx.targets[c->ti];
+    long long dcid = (long long)c->dcid;
+    enum tlspol_action act;
+    if (!c->plan.starttls || c->no_starttls) {
+        act = TLSPOL_GO_PLAIN;
+    } else if (in->tls.established) {
+        X509 *cert = smtpc_peer_cert(c->sc);
+        bool chain_ok = in->tls.verify_result == X509_V_OK, name_ok = false;
+        char matched[TLSPOL_NAME_MAX] = "";
+        bool ok = tlspol_check_cert(&c->plan, cert, chain_ok, &name_ok, matched);
+        act = tlspol_event(&c->plan, ok ? TLSPOL_EV_CERT_OK : TLSPOL_EV_CERT_FAILED,
+                           chain_ok && !name_ok, in->tls.verify_error);
+        if (act == TLSPOL_GO_TLS) {
+            char names[1024];
+            if (matched[0])
+                snprintf(names, sizeof names, "subjectAltName:dNSName=%s", matched);
+            else
+                tlspol_cert_names(cert, names, 200);
+            agent_log(d->a, MAILLOG_INFO, "DCID %lld TLS success protocol %s cipher %s %s", dcid,
+                      in->tls.protocol, in->tls.cipher, names);
+            if (!ok && c->plan.verify)
+                agent_log(d->a, MAILLOG_INFO,
+                          "DCID %lld TLS verify failed: %s; delivering over TLS anyway (%s)", dcid,
+                          chain_ok ? "peer cert does not match domain" : in->tls.verify_error,
+                          cfg_tls_label(c->plan.option));
+        } else {
+            if (chain_ok && !name_ok)
+                agent_log(d->a, MAILLOG_INFO,
+                          "DCID %lld TLS deferring: verify error: peer cert does not match "
+                          "domain %s",
+                          dcid, c->dest->domain);
+            else
+                agent_log(d->a, MAILLOG_INFO, "DCID %lld TLS deferring: verify error: %s", dcid,
+                          in->tls.verify_error);
+            agent_log(d->a, MAILLOG_INFO,
+                      "DCID %lld TLS was required but could not be successfully negotiated", dcid);
+        }
+    } else if (in->tls.refused) {
+        act = tlspol_event(&c->plan, TLSPOL_EV_STARTTLS_REFUSED, false, in->tls.error);
+        if (act == TLSPOL_HOST_FAILED)
+            agent_log(d->a, MAILLOG_INFO,
+                      "DCID %lld TLS was required but could not be successfully negotiated", dcid);
+        else
+            agent_log(d->a, MAILLOG_INFO, "DCID %lld %s; delivering in the clear (%s)", dcid,
+                      in->tls.error, cfg_tls_label(c->plan.option));
+    } else {
+        act = tlspol_event(&c->plan, TLSPOL_EV_NO_STARTTLS, false, NULL);
+        if (act == TLSPOL_HOST_FAILED)
+            agent_log(d->a, MAILLOG_INFO,
+                      "DCID %lld TLS was required but the server did not offer STARTTLS", dcid);
+        else
+            agent_log(d->a, MAILLOG_INFO,
+                      "DCID %lld STARTTLS not offered by %s; delivering in the clear (%s)", dcid,
+                      t->host, cfg_tls_label(c->plan.option));
+    }
+    if (act == TLSPOL_HOST_FAILED) {
+        host_failed(c, c->plan.status, c->plan.reason, true);
+        return;
+    }
+    struct dest *ds = c->dest;
+    c->state = C_READY;
+    set_ready(c);
+    conn_take_message(c); /* c stays alive: with a session open, quitting is asynchronous */
+    /* the first connection of a destination is up: more may open now */
+    dispatch(d, ds);
+}
+
+static void conn_failed(struct conn *c)
+{
+    struct delivery *d = c->d;
+    const struct smtpc_info *in = smtpc_info(c->sc);
+    const struct mx_target *t = &c->mx.targets[c->ti];
+    if (c->state == C_QUITTING) {
+        conn_end(c);
+        return;
+    }
+    if (in->error == SMTPC_ERR_TLS && in->stage == SMTPC_ST_HANDSHAKE) {
+        enum tlspol_action act =
+            tlspol_event(&c->plan, TLSPOL_EV_HANDSHAKE_FAILED, false, in->tls.error);
+        if (act == TLSPOL_RETRY_PLAIN) {
+            agent_log(d->a, MAILLOG_INFO,
+                      "DCID %lld TLS failed after STARTTLS; retrying %s without TLS (%s)",
+                      (long long)c->dcid, t->host, cfg_tls_label(c->plan.option));
+            conn_drop_smtp(c);
+            c->no_starttls = true;
+            conn_connect(c);
+            return;
+        }
+        agent_log(d->a, MAILLOG_INFO,
+                  "DCID %lld TLS was required but could not be successfully negotiated",
+                  (long long)c->dcid);
+        host_failed(c, c->plan.status, c->plan.reason, true);
+        return;
+    }
+    if (c->state == C_SENDING && c->nbatch > 0) {
+        /* lost in the middle of a message: its recipients are deferred, the rest wait */
+        char reason[REASON_MAX];
+        snprintf(reason, sizeof reason, "%.255s: %.250s", t->host, in->detail);
+        fail_rcpts(d, &c->bounce, c->dcid, &c->msg, c->batch, c->nbatch, false, "4.4.2", "000",
+                   reason, t->host);
+        rcpts_free(c->batch, c->nbatch);
+        c->batch = NULL;
+        c->nbatch = 0;
+        conn_clear_message(c);
+        conn_end(c);
+        return;
+    }
+    char reason[REASON_MAX];
+    const char *status = "4.4.1";
+    if (in->error == SMTPC_ERR_REPLY && in->last.code) {
+        snprintf(reason, sizeof reason, "%.200s said: %d %.290s", t->host, in->last.code,
+                 in->last.text);
+        status = in->last.enh[0] ? in->last.enh : "4.4.1";
+        if (status[0] == '5')
+            status = "4.4.1"; /* a host that refuses us is a host failure, not a bounce */
+    } else {
+        snprintf(reason, sizeof reason, "%.200s (%s): %.250s", t->host, t->addr, in->detail);
+    }
+    agent_log(d->a, MAILLOG_INFO, "DCID %lld host %s failed: %s", (long long)c->dcid, t->host,
+              in->detail);
+    host_failed(c, status, reason, false);
+}
+
+static void smtp_event(struct smtpc *sc, enum smtpc_event ev, void *arg)
+{
+    struct conn *c = arg;
+    (void)sc;
+    const struct smtpc_info *in = smtpc_info(c->sc);
+    switch (ev) {
+    case SMTPC_CONNECTED:
+        agent_log(c->d->a, MAILLOG_INFO, "New SMTP DCID %lld interface %s address %s port %u",
+                  (long long)c->dcid, in->local_addr, c->mx.targets[c->ti].addr,
+                  c->mx.targets[c->ti].port);
+        return;
+    case SMTPC_READY:
+        conn_ready(c);
+        return;
+    case SMTPC_SENT:
+        conn_message_sent(c);
+        return;
+    case SMTPC_FAILED:
+        conn_failed(c);
+        return;
+    case SMTPC_CLOSED:
+        conn_end(c);
+        return;
+    }
+}
+
+/* ---- the runner ---- */
+
+/* Opens connections for a destination while it has work and room. */
+static void dispatch(struct delivery *d, struct dest *ds)
+{
+    if (d->draining)
+        return;
+    size_t waiting = dest_waiting(ds);
+    if (waiting == 0)
+        return;
+    struct cfg_dest eff;
+    cfg_snapshot_dest(d->a->snap, ds->domain, &eff, NULL);
+    int limit = eff.concurrency > 0 ? eff.concurrency : 1;
+    if (eff.limit == CFG_LIMIT_MXIP)
+        limit = CFG_CONCURRENCY_MAX; /* counted per address when connecting */
+    /* One connection finds out whether the destination works before others follow it. */
+    if (ds->starting > 0)
+        return;
+    if (ds->win_timer)
+        return; /* recipient rate window full */
+    int want = (int)(waiting < (size_t)limit ? waiting : (size_t)limit);
+    if (ds->active == 0)
+        want = 1;
+    while (ds->active < want && dest_waiting(ds) > (size_t)(ds->active - ds->starting)) {
+        conn_start(d, ds);
+        if (ds->starting > 0)
+            break;
+    }
+}
+
+static void schedule(struct delivery *d, uint64_t ms);
+
+static void run_cb(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    struct delivery *d = arg;
+    d->run_timer = NULL;
+    if (d->draining)
+        return;
+    int64_t now = (int64_t)time(NULL);
+    struct db_queue_rcpt *v = xcalloc(CLAIM_BATCH, sizeof *v);
+    size_t n = 0;
+    char err[256];
+    while (d->waiting < MAX_WAITING) {
+        if (db_queue_claim(d->a->queue, now, v, CLAIM_BATCH, &n, err, sizeof err) != DB_OK) {
+            agent_log(d->a, MAILLOG_WARNING, "Queue database error claiming recipients: %s", err);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct dest *ds = dest_get(d, v[i].domain, true);
+            dest_push(ds, &v[i]);
+            d->waiting++;
+        }
+        if (n < CLAIM_BATCH)
+            break;
+    }
+    free(v);
+    for (size_t b = 0; b < DEST_BUCKETS; b++) {
+        struct dest *ds = d->buckets[b];
+        while (ds) {
+            struct dest *next = ds->next;
+            dispatch(d, ds);
+            ds = next;
+        }
+    }
+    schedule(d, RUN_INTERVAL_MS);
+}
+
+static void schedule(struct delivery *d, uint64_t ms)
+{
+    if (d->draining)
+        return;
+    if (d->run_timer) {
+        if (ms > 0)
+            return;
+        ev_timer_cancel(d->a->loop, d->run_timer);
+    }
+    d->run_timer = ev_timer_add(d->a->loop, ms, run_cb, d);
+}
+
+/* ---- delivery.h ---- */
 
 struct delivery *delivery_new(struct agent *agent, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     struct delivery *d = xcalloc(1, sizeof *d);
-    d->agent = agent;
+    d->a = agent;
+    if (!resolver_for(d, agent->snap)) {
+        snprintf(err, errlen, "cannot start the DNS resolver");
+        free(d);
+        return NULL;
+    }
+    d->ctx_version = -1;
+    schedule(d, 0);
     return d;
 }
 
 void delivery_kick(struct delivery *d)
 {
-    (void)d;
+    schedule(d, 0);
 }
 
 long delivery_now(struct delivery *d)
 {
     int64_t changed = 0;
     char err[256];
-    if (db_queue_all_due(d->agent->queue, (int64_t)time(NULL), &changed, err, sizeof err) != DB_OK)
-        agent_log(d->agent, MAILLOG_WARNING, "delivernow: %s", err);
+    if (db_queue_all_due(d->a->queue, (int64_t)time(NULL), &changed, err, sizeof err) != DB_OK) {
+        agent_log(d->a, MAILLOG_WARNING, "Queue database error (delivernow): %s", err);
+        return 0;
+    }
+    /* recipients already waiting in memory for a full rate window are not held back by it */
+    for (size_t b = 0; b < DEST_BUCKETS; b++)
+        for (struct dest *ds = d->buckets[b]; ds; ds = ds->next)
+            if (ds->win_timer) {
+                ev_timer_cancel(d->a->loop, ds->win_timer);
+                ds->win_timer = NULL;
+            }
+    schedule(d, 0);
     return (long)changed;
 }
 
 void delivery_config_changed(struct delivery *d)
 {
-    (void)d;
+    /* New connections pick the new snapshot up by themselves; connections under the old one stop
+     * after their message (conn_take_message). Waiting work may now be allowed: run. */
+    schedule(d, 0);
+}
+
+static void drain_check(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    struct delivery *d = arg;
+    d->drain_timer = NULL;
+    if (d->nconns > 0 || !d->drain_done)
+        return;
+    void (*done)(void *) = d->drain_done;
+    d->drain_done = NULL;
+    done(d->drain_arg);
 }
 
 void delivery_drain(struct delivery *d, void (*done)(void *arg), void *arg)
 {
-    (void)d;
-    done(arg);
+    d->draining = true;
+    d->drain_done = done;
+    d->drain_arg = arg;
+    if (d->run_timer) {
+        ev_timer_cancel(d->a->loop, d->run_timer);
+        d->run_timer = NULL;
+    }
+    /* Waiting recipients go back to the queue untouched; connections finish their message. */
+    char err[256];
+    for (size_t b = 0; b < DEST_BUCKETS; b++) {
+        for (struct dest *ds = d->buckets[b]; ds; ds = ds->next) {
+            struct rcpt *r;
+            size_t n = dest_take_all(d, ds, &r);
+            for (size_t i = 0; i < n; i++)
+                db_queue_release(d->a->queue, r[i].mid, r[i].rid, err, sizeof err);
+            rcpts_free(r, n);
+        }
+    }
+    /* Connections that are not sending are closed now; the others quit after their message. */
+    struct conn *c = d->conns;
+    while (c) {
+        struct conn *next = c->next;
+        if (c->state == C_RESOLVING || c->state == C_CONNECTING) {
+            conn_end(c);
+        } else if (c->state == C_READY) {
+            conn_quit(c);
+        }
+        c = next;
+    }
+    if (d->nconns == 0 && !d->drain_timer)
+        d->drain_timer = ev_timer_add(d->a->loop, 0, drain_check, d);
+}
+
+static const char *state_name(enum conn_state s)
+{
+    switch (s) {
+    case C_RESOLVING:
+        return "resolving";
+    case C_CONNECTING:
+        return "connecting";
+    case C_READY:
+        return "ready";
+    case C_SENDING:
+        return "sending";
+    case C_QUITTING:
+        return "closing";
+    }
+    return "?";
 }
 
 void delivery_status(struct delivery *d, struct strbuf *out)
 {
-    (void)d;
-    sb_append(out, "  Delivery is not built yet (placeholder): mail stays queued.\n");
+    sb_printf(out, "Delivery: %d active connection%s, %zu recipient%s waiting in memory\n",
+              d->nconns, d->nconns == 1 ? "" : "s", d->waiting, d->waiting == 1 ? "" : "s");
+    sb_printf(out, "Delivered %llu, deferred %llu, bounced %llu, DSNs %llu, connections %llu\n",
+              (unsigned long long)d->delivered, (unsigned long long)d->deferred,
+              (unsigned long long)d->bounced, (unsigned long long)d->dsns,
+              (unsigned long long)d->connections);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        const char *host = c->mx.ntargets > c->ti ? c->mx.targets[c->ti].host : "-";
+        const char *addr = c->mx.ntargets > c->ti ? c->mx.targets[c->ti].addr : "-";
+        sb_printf(out, "DCID %lld %s %s %s %s TLS %s, %u message%s\n", (long long)c->dcid,
+                  c->dest->domain, host, addr, state_name(c->state),
+                  c->sc && smtpc_info(c->sc)->tls.established ? smtpc_info(c->sc)->tls.protocol
+                                                              : "none",
+                  c->msgs, c->msgs == 1 ? "" : "s");
+    }
 }
 
 void delivery_free(struct delivery *d)
 {
+    if (!d)
+        return;
+    d->draining = true;
+    d->drain_done = NULL;
+    while (d->conns)
+        conn_end(d->conns);
+    if (d->run_timer)
+        ev_timer_cancel(d->a->loop, d->run_timer);
+    if (d->drain_timer)
+        ev_timer_cancel(d->a->loop, d->drain_timer);
+    char err[256];
+    for (size_t b = 0; b < DEST_BUCKETS; b++) {
+        struct dest *ds = d->buckets[b];
+        while (ds) {
+            struct dest *next = ds->next;
+            for (size_t i = ds->wait_head; i < ds->nwait; i++) {
+                db_queue_release(d->a->queue, ds->wait[i].mid, ds->wait[i].rid, err, sizeof err);
+                free(ds->wait[i].addr);
+            }
+            if (ds->win_timer)
+                ev_timer_cancel(d->a->loop, ds->win_timer);
+            free(ds->wait);
+            free(ds);
+            ds = next;
+        }
+    }
+    while (d->ips) {
+        struct ipcount *x = d->ips;
+        d->ips = x->next;
+        free(x);
+    }
+    if (d->resolver)
+        dns_resolver_free(d->resolver);
+    for (size_t i = 0; i < d->nretired; i++)
+        dns_resolver_free(d->retired[i]);
+    free(d->retired);
+    free(d->dns_body);
+    if (d->ctx)
+        SSL_CTX_free(d->ctx);
     free(d);
 }
