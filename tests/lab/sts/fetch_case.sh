@@ -10,6 +10,7 @@ set -euo pipefail
 . "$LAB_ENV"
 domain=${1:?DOMAIN}
 want=${2:?STATUS}
+want=${want^^} # given in lower case by CMake
 shift 2
 opts=(--ca "$LAB_CA_BUNDLE")
 proxy=0
