@@ -7,17 +7,21 @@
 #include <ctype.h>
 #include <errno.h>
 #include <histedit.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "sh.h"
 #include "strbuf.h"
 
 struct sh_edit {
+    struct termios saved; /* the terminal as we found it */
     EditLine *el;
     History *hist;
     HistEvent ev;
@@ -26,6 +30,16 @@ struct sh_edit {
 };
 
 static volatile sig_atomic_t interrupted;
+
+#ifdef __SANITIZE_ADDRESS__
+/* libedit keeps the wcsdup()ed name and help of EL_ADDFN, which el_end() does not free; they are
+ * its own, made once per process. The sanitizer build must not count them against us. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:wcsdup\n";
+}
+#endif
 
 static void on_sigint(int sig)
 {
@@ -36,6 +50,52 @@ static void on_sigint(int sig)
 bool sh_interrupted(void)
 {
     return interrupted != 0;
+}
+
+/* libedit's character reader, replaced so that Ctrl-C cannot be lost: a SIGINT that arrives
+ * after sh_read() cleared the flag but before the read blocks would otherwise leave the read
+ * waiting. SIGINT is blocked while the flag is checked and unblocked only inside ppoll(). */
+static int getc_fn(EditLine *el, wchar_t *wc)
+{
+    mbstate_t st;
+    memset(&st, 0, sizeof st);
+    (void)el;
+    for (;;) {
+        sigset_t intr, old;
+        sigemptyset(&intr);
+        sigaddset(&intr, SIGINT);
+        sigprocmask(SIG_BLOCK, &intr, &old);
+        if (interrupted) {
+            sigprocmask(SIG_SETMASK, &old, NULL);
+            errno = EINTR;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int r = ppoll(&pfd, 1, NULL, &old);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        char ch;
+        ssize_t n = read(STDIN_FILENO, &ch, 1);
+        if (n == 0)
+            return 0;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -1;
+        }
+        size_t k = mbrtowc(wc, &ch, 1, &st);
+        if (k == (size_t)-2)
+            continue; /* the rest of a multibyte character follows */
+        if (k == (size_t)-1) {
+            memset(&st, 0, sizeof st);
+            *wc = (wchar_t)(unsigned char)ch;
+        }
+        return 1;
+    }
 }
 
 static char *prompt_fn(EditLine *el)
@@ -106,6 +166,7 @@ bool sh_io_open(struct sh *sh)
     if (!sh->interactive)
         return true;
     struct sh_edit *e = xcalloc(1, sizeof *e);
+    tcgetattr(STDIN_FILENO, &e->saved);
     e->el = el_init("stsgate", stdin, stdout, stderr);
     e->hist = history_init();
     if (!e->el || !e->hist) {
@@ -122,6 +183,12 @@ bool sh_io_open(struct sh *sh)
     el_set(e->el, EL_CLIENTDATA, sh);
     el_set(e->el, EL_EDITOR, "emacs");
     el_set(e->el, EL_PROMPT, prompt_fn);
+    el_set(e->el, EL_GETCFN, getc_fn);
+    /* Between lines libedit puts the terminal in the kernel's line mode. Keys typed then (an
+     * expect script answers as soon as it sees the prompt, before libedit has switched back)
+     * would be echoed twice, and a Ctrl-D would be an end-of-line that the switch drops. Keep
+     * line mode and echo off outside editing too: such keys wait, unechoed, for libedit. */
+    el_set(e->el, EL_SETTY, "-x", "-icanon", "-echo", NULL);
     el_set(e->el, EL_HIST, history, e->hist);
     el_set(e->el, EL_ADDFN, "sh-complete", "Complete a command or menu verb", complete_fn);
     el_set(e->el, EL_BIND, "^I", "sh-complete", NULL);
@@ -137,6 +204,7 @@ void sh_io_close(struct sh *sh)
     history(e->hist, &e->ev, H_SAVE, e->histfile);
     history_end(e->hist);
     el_end(e->el);
+    tcsetattr(STDIN_FILENO, TCSADRAIN, &e->saved);
     free(e);
     sh->edit = NULL;
 }
