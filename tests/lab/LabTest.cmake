@@ -10,6 +10,8 @@
 #   LAB_BIN       the helper scripts (lab-exec, lab-send, lab-wait, lab-messages, ...)
 #   STSGATE_BIN   the build's bin/ (stsgate, stsgated)
 # With INSIDE the command itself runs inside the lab namespace.
+# The words NAME, COMMAND, INSIDE and TIMEOUT are keywords wherever they appear: a command argument
+# cannot be one of them (pass "timeout", not "TIMEOUT").
 # Include it from any CMakeLists.txt: include(${PROJECT_SOURCE_DIR}/tests/lab/LabTest.cmake)
 
 set(STSGATE_LAB_DIR ${CMAKE_BINARY_DIR}/lab CACHE INTERNAL "state directory of the ctest lab")
