@@ -307,6 +307,11 @@ static void finish_now(struct sts_fetch *h)
     fetch_release(h);
 }
 
+/* Not inlined: a reason may be cut at its buffer's end on purpose (its start says what went
+ * wrong), and gcc would otherwise warn about every long argument at every call. */
+static void fail(struct sts_fetch *h, enum sts_fetch_status st, const char *fmt, const char *a,
+                 const char *b) __attribute__((noinline));
+
 static void fail(struct sts_fetch *h, enum sts_fetch_status st, const char *fmt, const char *a,
                  const char *b)
 {
@@ -505,7 +510,7 @@ static void start_transfer(struct sts_fetch *h)
     }
     h->easy = e;
     if (!f->proxy) {
-        char entry[sizeof h->host + sizeof h->addrs + 8];
+        char entry[sizeof h->host + sizeof h->addrs + 16];
         snprintf(entry, sizeof entry, "%s:443:%s", h->host, h->addrs);
         h->resolve = curl_slist_append(NULL, entry);
         if (!h->resolve) {

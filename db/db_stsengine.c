@@ -6,6 +6,7 @@
 #include "db_stsengine.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static int store_get(void *arg, const char *domain, struct sts_cache_entry *e, char *policy,
                      size_t cap, size_t *len)
@@ -44,8 +45,11 @@ static int store_due(void *arg, int64_t now, char (*domains)[STS_NAME_MAX + 1], 
         fprintf(stderr, "stscache: %s\n", err);
         return -1;
     }
-    for (size_t i = 0; i < *n; i++)
-        snprintf(domains[i], STS_NAME_MAX + 1, "%s", due[i].domain);
+    for (size_t i = 0; i < *n; i++) {
+        size_t len = strnlen(due[i].domain, STS_NAME_MAX);
+        memcpy(domains[i], due[i].domain, len);
+        domains[i][len] = '\0';
+    }
     return 0;
 }
 
