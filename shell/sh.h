@@ -130,10 +130,10 @@ enum sh_rc sh_cmd_clear(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_rollbackconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_showchanges(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_sethostname(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_tlsrpt(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_smtproutes(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_dnsconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_bounceconfig(struct sh *sh, int argc, char **argv);
-enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv);
 /* agentctl.c */
 enum sh_rc sh_cmd_status(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv);
