@@ -968,11 +968,16 @@ static void conn_ready(struct conn *c)
         act = tlspol_event(&c->plan, ok ? TLSPOL_EV_CERT_OK : TLSPOL_EV_CERT_FAILED,
                            chain_ok && !name_ok, in->tls.verify_error);
         if (act == TLSPOL_GO_TLS) {
+            /* the name that matched, else the certificate's first name: one line, short */
             char names[1024];
-            if (matched[0])
+            if (matched[0]) {
                 snprintf(names, sizeof names, "subjectAltName:dNSName=%s", matched);
-            else
-                tlspol_cert_names(cert, names, 200);
+            } else {
+                tlspol_cert_names(cert, names, sizeof names);
+                char *comma = strchr(names, ',');
+                if (comma)
+                    *comma = '\0';
+            }
             agent_log(d->a, MAILLOG_INFO, "DCID %lld TLS success protocol %s cipher %s %s", dcid,
                       in->tls.protocol, in->tls.cipher, names);
             if (!ok && c->plan.verify)
@@ -1036,8 +1041,8 @@ static void conn_failed(struct conn *c)
             tlspol_event(&c->plan, TLSPOL_EV_HANDSHAKE_FAILED, false, in->tls.error);
         if (act == TLSPOL_RETRY_PLAIN) {
             agent_log(d->a, MAILLOG_INFO,
-                      "DCID %lld TLS failed after STARTTLS; retrying %s without TLS (%s)",
-                      (long long)c->dcid, t->host, cfg_tls_label(c->plan.option));
+                      "DCID %lld TLS failed after STARTTLS; retrying %s without TLS (Preferred)",
+                      (long long)c->dcid, t->host);
             conn_drop_smtp(c);
             c->no_starttls = true;
             conn_connect(c);
