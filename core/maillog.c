@@ -236,25 +236,43 @@ static void prune(struct maillog *log)
     free(v);
 }
 
-static void rotate(struct maillog *log, time_t t)
+/* Renames mail_logs to its saved name (stamped with t). false when it could not. */
+static bool save_current(struct maillog *log, time_t t)
 {
     char stamp[32], from[4200], to[4200], name[96];
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
     path_of(log, "mail_logs", from, sizeof from);
-    for (int seq = 0; seq < 1000; seq++) {
-        if (seq == 0)
-            snprintf(name, sizeof name, "mail_logs.@%s.s", stamp);
-        else
-            snprintf(name, sizeof name, "mail_logs.@%s.%d.s", stamp, seq);
-        path_of(log, name, to, sizeof to);
-        if (access(to, F_OK) != 0)
-            break;
+    /* Several rotations in one second: the next sequence number after the highest of that
+     * second (not the first free one: pruning frees the oldest, and names must sort by age). */
+    long seq = -1;
+    DIR *d = opendir(log->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char st[16];
+        long n;
+        if (saved_key(e->d_name, st, &n) && strcmp(st, stamp) == 0 && n > seq)
+            seq = n;
     }
-    if (rename(from, to) != 0) {
+    if (d)
+        closedir(d);
+    seq++;
+    if (seq == 0)
+        snprintf(name, sizeof name, "mail_logs.@%s.s", stamp);
+    else
+        snprintf(name, sizeof name, "mail_logs.@%s.%ld.s", stamp, seq);
+    path_of(log, name, to, sizeof to);
+    return rename(from, to) == 0;
+}
+
+static void rotate(struct maillog *log, time_t t)
+{
+    if (!save_current(log, t)) {
         /* Keep writing the old file rather than lose lines; try again tomorrow or at the next
          * size check, not at every line of today. */
+        struct tm tm;
+        localtime_r(&t, &tm);
         log->yday = tm.tm_yday;
         log->year = tm.tm_year;
         return;
@@ -281,21 +299,21 @@ struct maillog *maillog_open(const struct maillog_options *opt, char *err, size_
     log->fd = -1;
     log->last_t = (time_t)-1;
     time_t t = now(log);
-    if (open_current(log, t, err, errlen) != 0) {
-        free(log);
-        return NULL;
-    }
-    /* A file left from another day starts the day with a new file. */
+    /* A file left from another day is saved first: a day's lines stay in their own file. */
     struct stat st;
     char path[4200];
     path_of(log, "mail_logs", path, sizeof path);
-    if (log->size > 0 && stat(path, &st) == 0) {
+    if (stat(path, &st) == 0 && st.st_size > 0) {
         struct tm then, tm;
         time_t mt = st.st_mtime;
         localtime_r(&mt, &then);
         localtime_r(&t, &tm);
-        if (then.tm_yday != tm.tm_yday || then.tm_year != tm.tm_year)
-            rotate(log, t);
+        if ((then.tm_yday != tm.tm_yday || then.tm_year != tm.tm_year) && save_current(log, t))
+            prune(log);
+    }
+    if (open_current(log, t, err, errlen) != 0) {
+        free(log);
+        return NULL;
     }
     return log;
 }
