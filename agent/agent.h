@@ -102,6 +102,8 @@ int64_t agent_next_id(struct agent *a, enum db_queue_id kind);
 /* The name this host uses in banners, EHLO and Received: the committed hostname, else the
  * machine's. */
 const char *agent_hostname(struct agent *a);
+/* The same for a given snapshot (a connection keeps the configuration it started with). */
+const char *agent_hostname_for(struct agent *a, const struct cfg_snapshot *snap);
 
 /* Whether a client address may relay (--relay). */
 bool agent_relay_allowed(const struct agent *a, const struct sockaddr *sa);

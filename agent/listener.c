@@ -126,6 +126,12 @@ static void session_pump(struct session *s);
 static void session_update_events(struct session *s);
 static void session_free(struct session *s);
 
+/* The name in banners and replies: from the configuration the connection started with. */
+static const char *host_of(struct session *s)
+{
+    return agent_hostname_for(s->l->a, s->snap);
+}
+
 /* ---- output ---- */
 
 static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -423,7 +429,7 @@ static bool error_count(struct session *s)
 {
     if (++s->errors < MAX_ERRORS)
         return false;
-    reply(s, "421 4.7.0 %s Error: too many errors", agent_hostname(s->l->a));
+    reply(s, "421 4.7.0 %s Error: too many errors", host_of(s));
     s->closing = true;
     return true;
 }
@@ -441,10 +447,10 @@ static void cmd_ehlo(struct session *s, const char *arg, bool esmtp)
     s->greeted = true;
     s->esmtp = esmtp;
     if (!esmtp) {
-        reply(s, "250 %s", agent_hostname(a));
+        reply(s, "250 %s", host_of(s));
         return;
     }
-    reply(s, "250-%s", agent_hostname(a));
+    reply(s, "250-%s", host_of(s));
     reply(s, "250-PIPELINING");
     reply(s, "250-SIZE %llu", (unsigned long long)a->opt.max_size);
     if (!s->tls && tls_ctx_for(s->l, s->snap))
@@ -590,7 +596,6 @@ static void cmd_rcpt(struct session *s, const char *arg)
 
 static void add_received(struct session *s)
 {
-    struct agent *a = s->l->a;
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
@@ -598,7 +603,7 @@ static void add_received(struct session *s)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
     const char *proto = s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") : "SMTP";
     sb_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (stsgated) with %s id %lld", s->helo,
-              s->peer_ip, agent_hostname(a), proto, (long long)s->mid);
+              s->peer_ip, host_of(s), proto, (long long)s->mid);
     if (s->n_rcpt == 1)
         sb_printf(&s->data, "\r\n\tfor <%s>", s->rcpt[0]);
     sb_printf(&s->data, "; %s\r\n", date);
@@ -673,8 +678,7 @@ static void handle_command(struct session *s, char *line)
         arg[--alen] = '\0';
 
     if (a->draining && !s->has_mail) {
-        reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
-              agent_hostname(a));
+        reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel", host_of(s));
         s->closing = true;
         return;
     }
@@ -1220,7 +1224,7 @@ static void on_accept(struct ev_loop *loop, int lfd, unsigned revents, void *arg
         a->stats.conn_active = (uint64_t)l->active;
         agent_log(a, MAILLOG_INFO, "New SMTP ICID %lld interface %s address %s port %d",
                   (long long)icid, s->local_ip, peer_ip, s->local_port);
-        reply(s, "220 %s ESMTP stsgated", agent_hostname(a));
+        reply(s, "220 %s ESMTP stsgated", host_of(s));
         session_pump(s);
     }
 }
@@ -1248,7 +1252,7 @@ static void sweep(struct ev_loop *loop, struct ev_timer *t, void *arg)
             reply(s,
                   idle ? "421 4.4.2 %s Error: timeout exceeded"
                        : "421 4.3.2 %s Service shutting down, closing transmission channel",
-                  agent_hostname(l->a));
+                  host_of(s));
             flush_out(s);
         }
         session_free(s);
@@ -1350,8 +1354,7 @@ void listener_drain(struct listener *l, void (*done)(void *arg), void *arg)
             session_free(s);
             continue;
         }
-        reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
-              agent_hostname(a));
+        reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel", host_of(s));
         s->closing = true;
         session_pump(s);
     }

@@ -62,8 +62,14 @@ int64_t agent_next_id(struct agent *a, enum db_queue_id kind)
 
 const char *agent_hostname(struct agent *a)
 {
+    return agent_hostname_for(a, a->snap);
+}
+
+const char *agent_hostname_for(struct agent *a, const struct cfg_snapshot *snap)
+{
+    (void)a;
     static char machine[256];
-    const char *h = cfg_snapshot_hostname(a->snap);
+    const char *h = snap ? cfg_snapshot_hostname(snap) : NULL;
     if (h && *h)
         return h;
     if (!machine[0] && (gethostname(machine, sizeof machine - 1) != 0 || !machine[0]))

@@ -391,6 +391,28 @@ def test_process():
         nxt = queue_rows(d, "SELECT next_attempt FROM rcpt WHERE mid = 999000")
         check(not nxt or nxt[0][0] <= time.time() + 1, "delivernow made it due (%s)" % nxt)
 
+        # a commit is seen within a second or two: new connections use it, an open one keeps
+        # the configuration it started with
+        old = session(a, ehlo=False)
+        p = subprocess.run([STSGATE, "--data", d], input=b"sethostname\nmx.commit.example\n"
+                           b"commit\nlistener test\n\n", capture_output=True, timeout=30)
+        check(b"Changes committed" in p.stdout, "hostname committed: %r" % p.stdout[-300:])
+        deadline = time.time() + 5
+        banner = ""
+        while time.time() < deadline:
+            n = SMTP(a.host, a.port)
+            banner = n.reply()
+            n.close()
+            if "mx.commit.example" in banner:
+                break
+            time.sleep(0.2)
+        eq(banner, "220 mx.commit.example ESMTP stsgated", "banner after commit")
+        check(time.time() < deadline - 2.5, "commit seen within about a second")
+        r = old.cmd("EHLO old.example")
+        check("mx.commit.example" not in r.split("\n")[0], "open session keeps its configuration")
+        old.close()
+        check("Configuration version 2 is now in use" in a.log(), "reload logged")
+
         # raw protocol
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         u.connect(sock)
