@@ -1124,6 +1124,8 @@ static void session_free(struct session *s)
         if (s->ssl) {
             SSL_shutdown(s->ssl);
             SSL_free(s->ssl);
+            /* The thread's OpenSSL error queue is shared with delivery's connections. */
+            ERR_clear_error();
         }
         close(s->fd);
     }

@@ -309,7 +309,7 @@ static int take_lock(const char *datadir, long *other, char *err, size_t errlen)
     *other = 0;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "Cannot open %s: %s.", path, strerror(errno));
+        snprintf(err, errlen, "Cannot open %.900s: %s.", path, strerror(errno));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -321,7 +321,7 @@ static int take_lock(const char *datadir, long *other, char *err, size_t errlen)
             if (*other <= 0)
                 *other = -1;
         } else {
-            snprintf(err, errlen, "Cannot lock %s: %s.", path, strerror(errno));
+            snprintf(err, errlen, "Cannot lock %.900s: %s.", path, strerror(errno));
         }
         close(fd);
         return -1;
@@ -329,7 +329,7 @@ static int take_lock(const char *datadir, long *other, char *err, size_t errlen)
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
-        snprintf(err, errlen, "Cannot write %s: %s.", path, strerror(errno));
+        snprintf(err, errlen, "Cannot write %.900s: %s.", path, strerror(errno));
         close(fd);
         return -1;
     }
