@@ -1,0 +1,346 @@
+/* test_smtp_client.c - core/smtp_client.c against a small scripted SMTP server in a thread (plain
+ * TCP on 127.0.0.1): multi-line EHLO replies and their keywords, HELO after a refused EHLO,
+ * per-recipient replies, DATA skipped when no recipient is accepted, dot-stuffing and CRLF line
+ * ends on the wire, SIZE, RSET between messages on one connection, QUIT, a refused greeting, a
+ * silent server (step timeout) and a refused connection. TLS is covered against real servers in
+ * the lab (tests/lab/delivery). */
+#include "smtp_client.h"
+#include "t.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum mode { NORMAL, HELO_ONLY, SILENT, REJECT };
+
+struct server {
+    int lfd;
+    uint16_t port;
+    enum mode mode;
+    pthread_t th;
+    char transcript[65536]; /* everything the client sent */
+    size_t tlen;
+};
+
+static void srv_send(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* One line from fd (without CRLF) into buf; false at EOF. */
+static bool srv_line(struct server *s, int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (;;) {
+        char c;
+        if (read(fd, &c, 1) != 1)
+            return false;
+        if (s->tlen < sizeof s->transcript - 1)
+            s->transcript[s->tlen++] = c;
+        if (c == '\n') {
+            if (n > 0 && buf[n - 1] == '\r')
+                n--;
+            buf[n] = '\0';
+            return true;
+        }
+        if (n < len - 1)
+            buf[n++] = c;
+    }
+}
+
+static void *srv_main(void *arg)
+{
+    struct server *s = arg;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char line[2048];
+    if (s->mode == SILENT) {
+        while (srv_line(s, fd, line, sizeof line))
+            ;
+        close(fd);
+        return NULL;
+    }
+    if (s->mode == REJECT) {
+        srv_send(fd, "554 5.7.1 go away\r\n");
+        while (srv_line(s, fd, line, sizeof line))
+            ;
+        close(fd);
+        return NULL;
+    }
+    srv_send(fd, "220 test.example ESMTP\r\n");
+    bool in_data = false;
+    int rcpts = 0;
+    while (srv_line(s, fd, line, sizeof line)) {
+        if (in_data) {
+            if (strcmp(line, ".") == 0) {
+                in_data = false;
+                srv_send(fd, "250 2.0.0 Ok: queued as ABC\r\n");
+            }
+            continue;
+        }
+        if (strncmp(line, "EHLO", 4) == 0) {
+            if (s->mode == HELO_ONLY)
+                srv_send(fd, "502 5.5.2 no EHLO here\r\n");
+            else
+                srv_send(fd, "250-test.example\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"
+                             "250 8BITMIME\r\n");
+        } else if (strncmp(line, "HELO", 4) == 0) {
+            srv_send(fd, "250 test.example\r\n");
+        } else if (strncmp(line, "MAIL FROM:", 10) == 0) {
+            rcpts = 0;
+            srv_send(fd, strstr(line, "<bad@") ? "553 5.1.8 bad sender\r\n" : "250 2.1.0 Ok\r\n");
+        } else if (strncmp(line, "RCPT TO:", 8) == 0) {
+            if (strstr(line, "<no"))
+                srv_send(fd, "550 5.1.1 <no> unknown\r\n");
+            else if (strstr(line, "<later"))
+                srv_send(fd, "451 4.3.0 later\r\n");
+            else {
+                rcpts++;
+                srv_send(fd, "250 2.1.5 Ok\r\n");
+            }
+        } else if (strcmp(line, "DATA") == 0) {
+            if (rcpts == 0) {
+                srv_send(fd, "554 5.5.1 no valid recipients\r\n");
+            } else {
+                in_data = true;
+                srv_send(fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
+            }
+        } else if (strcmp(line, "RSET") == 0) {
+            srv_send(fd, "250 2.0.0 Ok\r\n");
+        } else if (strcmp(line, "QUIT") == 0) {
+            srv_send(fd, "221 2.0.0 Bye\r\n");
+            break;
+        } else {
+            srv_send(fd, "500 5.5.2 what\r\n");
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static void srv_start(struct server *s, enum mode mode)
+{
+    memset(s, 0, sizeof *s);
+    s->mode = mode;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (bind(s->lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->lfd, 4) != 0 ||
+        getsockname(s->lfd, (struct sockaddr *)&a, &al) != 0) {
+        perror("server");
+        exit(1);
+    }
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->th, NULL, srv_main, s);
+}
+
+static void srv_stop(struct server *s)
+{
+    shutdown(s->lfd, SHUT_RDWR);
+    pthread_join(s->th, NULL);
+    close(s->lfd);
+}
+
+/* ---- the client side ---- */
+
+struct ctl {
+    struct ev_loop *loop;
+    enum smtpc_event last;
+    int events;
+    bool connected;
+};
+
+static void on_event(struct smtpc *c, enum smtpc_event ev, void *arg)
+{
+    (void)c;
+    struct ctl *k = arg;
+    if (ev == SMTPC_CONNECTED) {
+        k->connected = true;
+        return;
+    }
+    k->last = ev;
+    k->events++;
+}
+
+static bool wait_event(struct ctl *k)
+{
+    int before = k->events;
+    for (int i = 0; i < 200 && k->events == before; i++)
+        ev_run_once(k->loop, 50);
+    return k->events > before;
+}
+
+static struct smtpc *open_client(struct ctl *k, uint16_t port, unsigned timeout_ms)
+{
+    struct smtpc_params p = {.addr = "127.0.0.1", .port = port, .helo = "client.example"};
+    p.timeouts.greeting = timeout_ms;
+    char err[256];
+    struct smtpc *c = smtpc_open(k->loop, &p, on_event, k, err, sizeof err);
+    T_CHECK(c != NULL);
+    return c;
+}
+
+static void test_session(void)
+{
+    struct server s;
+    srv_start(&s, NORMAL);
+    struct ctl k = {.loop = ev_loop_new()};
+    struct smtpc *c = open_client(&k, s.port, 0);
+    T_CHECK(wait_event(&k));
+    T_CHECK(k.connected);
+    T_EQ_INT(k.last, SMTPC_READY);
+    const struct smtpc_info *in = smtpc_info(c);
+    T_CHECK(in->esmtp);
+    T_CHECK(in->size_offered);
+    T_EQ_INT(in->size_max, 1000000);
+    T_CHECK(in->eightbit);
+    T_CHECK(!in->tls.offered);
+    T_EQ_INT(in->greeting.code, 220);
+
+    /* message 1: one accepted, one refused, one deferred recipient; a body to stuff */
+    const char *rc[3] = {"yes@example.org", "no@example.org", "later@example.org"};
+    struct smtpc_reply rr[3];
+    const char *body = "Subject: t\n\n.leading dot\nbare LF\r\nCRLF\n..two\nlast no newline";
+    struct smtpc_msg m = {.from = "a@example.net",
+                          .rcpt = rc,
+                          .nrcpt = 3,
+                          .data = body,
+                          .len = strlen(body),
+                          .rcpt_reply = rr};
+    T_CHECK(smtpc_send(c, &m));
+    T_CHECK(!smtpc_send(c, &m)); /* not idle */
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_SENT);
+    T_EQ_INT(m.mail.code, 250);
+    T_EQ_INT(rr[0].code, 250);
+    T_EQ_STR(rr[0].enh, "2.1.5");
+    T_EQ_INT(rr[1].code, 550);
+    T_EQ_STR(rr[1].enh, "5.1.1");
+    T_EQ_INT(rr[2].code, 451);
+    T_EQ_INT(m.accepted, 1);
+    T_EQ_INT(m.data_reply.code, 250);
+    T_EQ_STR(m.data_reply.text, "2.0.0 Ok: queued as ABC");
+
+    /* message 2 on the same connection: no accepted recipient, so no DATA */
+    const char *rc2[1] = {"no2@example.org"};
+    struct smtpc_reply rr2[1];
+    struct smtpc_msg m2 = {
+        .from = "", .rcpt = rc2, .nrcpt = 1, .data = "x\r\n", .len = 3, .rcpt_reply = rr2};
+    T_CHECK(smtpc_send(c, &m2));
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_SENT);
+    T_EQ_INT(rr2[0].code, 550);
+    T_EQ_INT(m2.accepted, 0);
+
+    /* message 3: the sender refused, every recipient gets that reply */
+    const char *rc3[2] = {"yes@example.org", "yes2@example.org"};
+    struct smtpc_reply rr3[2];
+    struct smtpc_msg m3 = {.from = "bad@example.net",
+                           .rcpt = rc3,
+                           .nrcpt = 2,
+                           .data = "x\r\n",
+                           .len = 3,
+                           .rcpt_reply = rr3};
+    T_CHECK(smtpc_send(c, &m3));
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(m3.mail.code, 553);
+    T_EQ_INT(rr3[1].code, 553);
+    T_EQ_INT(smtpc_info(c)->messages, 3);
+
+    smtpc_quit(c);
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_CLOSED);
+    smtpc_free(c);
+    srv_stop(&s);
+
+    s.transcript[s.tlen] = '\0';
+    const char *t = s.transcript;
+    T_CHECK(strstr(t, "EHLO client.example\r\n") != NULL);
+    T_CHECK(strstr(t, "MAIL FROM:<a@example.net> SIZE=") != NULL);
+    T_CHECK(strstr(t, "RCPT TO:<yes@example.org>\r\nRCPT TO:<no@example.org>\r\n") != NULL);
+    T_CHECK(strstr(t, "Subject: t\r\n\r\n..leading dot\r\nbare LF\r\nCRLF\r\n...two\r\n"
+                      "last no newline\r\n.\r\n") != NULL);
+    T_CHECK(strstr(t, "RSET\r\nMAIL FROM:<>") != NULL);              /* RSET between messages */
+    T_CHECK(strstr(t, "RCPT TO:<no2@example.org>\r\nRSET") != NULL); /* no DATA */
+    T_CHECK(strstr(t, "QUIT\r\n") != NULL);
+    const char *bare = t;
+    bool bare_lf = false;
+    for (; *bare; bare++)
+        if (*bare == '\n' && (bare == t || bare[-1] != '\r'))
+            bare_lf = true;
+    T_CHECK(!bare_lf);
+    ev_loop_free(k.loop);
+}
+
+static void test_helo_and_failures(void)
+{
+    struct server s;
+    struct ctl k = {.loop = ev_loop_new()};
+
+    srv_start(&s, HELO_ONLY);
+    struct smtpc *c = open_client(&k, s.port, 0);
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_READY);
+    T_CHECK(!smtpc_info(c)->esmtp);
+    smtpc_quit(c);
+    T_CHECK(wait_event(&k));
+    smtpc_free(c);
+    srv_stop(&s);
+    s.transcript[s.tlen] = '\0';
+    T_CHECK(strstr(s.transcript, "EHLO client.example\r\nHELO client.example\r\n") != NULL);
+
+    srv_start(&s, REJECT);
+    c = open_client(&k, s.port, 0);
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_FAILED);
+    T_EQ_INT(smtpc_info(c)->error, SMTPC_ERR_REPLY);
+    T_EQ_INT(smtpc_info(c)->stage, SMTPC_ST_GREETING);
+    T_EQ_INT(smtpc_info(c)->last.code, 554);
+    smtpc_free(c);
+    srv_stop(&s);
+
+    srv_start(&s, SILENT);
+    c = open_client(&k, s.port, 300);
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_FAILED);
+    T_EQ_INT(smtpc_info(c)->error, SMTPC_ERR_TIMEOUT);
+    T_EQ_INT(smtpc_info(c)->stage, SMTPC_ST_GREETING);
+    smtpc_free(c);
+    srv_stop(&s);
+
+    /* a port nobody listens on: refused, reported from the loop */
+    uint16_t dead = s.port; /* the listener of the last server is closed now */
+    k.connected = false;
+    c = open_client(&k, dead, 0);
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_FAILED);
+    T_EQ_INT(smtpc_info(c)->error, SMTPC_ERR_CONNECT);
+    T_CHECK(!k.connected);
+    smtpc_free(c);
+
+    /* a bad address fails at once */
+    struct smtpc_params p = {.addr = "not-an-address"};
+    char err[128];
+    T_CHECK(smtpc_open(k.loop, &p, on_event, &k, err, sizeof err) == NULL);
+    T_EQ_INT(ev_run_once(k.loop, 0) >= 0, 1);
+    T_EQ_INT(ev_timer_count(k.loop), 0); /* nothing left behind */
+    ev_loop_free(k.loop);
+}
+
+int main(void)
+{
+    test_session();
+    test_helo_and_failures();
+    return t_done();
+}
