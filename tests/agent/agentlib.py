@@ -14,7 +14,7 @@ import time
 
 
 def free_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     s.bind((host, 0))
     port = s.getsockname()[1]
     s.close()
@@ -38,8 +38,8 @@ class Agent:
     def start(self, wait=True):
         os.makedirs(os.path.dirname(self.stderr_path), exist_ok=True)
         self.stderr = open(self.stderr_path, "ab")
-        cmd = [self.binary, "--data", self.datadir, "--listen",
-               "%s:%d" % (self.host, self.port)] + self.args
+        where = ("[%s]:%d" if ":" in self.host else "%s:%d") % (self.host, self.port)
+        cmd = [self.binary, "--data", self.datadir, "--listen", where] + self.args
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr)
         if wait:
             self.wait_ready()
