@@ -437,7 +437,12 @@ static bool error_count(struct session *s)
 static void cmd_ehlo(struct session *s, const char *arg, bool esmtp)
 {
     struct agent *a = s->l->a;
-    if (!*arg || strchr(arg, ' ')) {
+    /* Any printable name is taken (real clients send names with '_' and worse), but nothing
+     * that could not go into the Received header as it is. */
+    bool printable = *arg && strlen(arg) < sizeof s->helo;
+    for (const char *p = arg; *p && printable; p++)
+        printable = *p > 32 && *p < 127;
+    if (!printable) {
         reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
         error_count(s);
         return;
