@@ -101,7 +101,7 @@ struct conn {
     struct smtpc_reply *replies;
     struct smtpc_msg smsg;
     /* the last host failure: what deferral says when no host is left */
-    char last_status[8];
+    char last_status[16];
     char last_reason[REASON_MAX];
     char last_cat[64];
     bool tls_only_failures; /* every host failed for a TLS reason (the Critical alert) */

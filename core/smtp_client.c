@@ -20,7 +20,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "cfg_snapshot.h"
 #include "strbuf.h"
+#include "tlscert.h"
 
 #define IN_MAX 8192 /* longest reply line we keep (RFC 5321: 512) and then some */
 
@@ -177,6 +179,35 @@ SSL_CTX *smtpc_ctx_new(const struct smtpc_ctx_params *p, char *err, size_t errle
         }
         ERR_clear_error();
     }
+    return ctx;
+}
+
+SSL_CTX *smtpc_ctx_from_config(const struct cfg_snapshot *s, char *err, size_t errlen)
+{
+    struct cert_ca_cfg ca;
+    cert_ca_decode(cfg_snapshot_unit(s, CFG_KIND_CERT, CFG_UNIT_CA), &ca);
+    struct cert_pair pair = {0};
+    const struct cfg_setup *setup = cfg_snapshot_setup(s);
+    const char *body = setup && setup->certificate[0]
+                           ? cfg_snapshot_unit(s, CFG_KIND_CERT, setup->certificate)
+                           : NULL;
+    bool have_cert = body && cert_profile_decode(body, &pair) && pair.key && pair.key[0];
+    struct strbuf full = STRBUF_INIT;
+    if (have_cert) {
+        sb_append(&full, pair.cert ? pair.cert : "");
+        sb_append(&full, pair.chain ? pair.chain : "");
+    }
+    struct smtpc_ctx_params p = {
+        .system_cas = ca.system_enabled,
+        .ca_pem = ca.custom_enabled ? ca.custom : NULL,
+        .cert_pem = have_cert ? sb_str(&full) : NULL,
+        .key_pem = have_cert ? pair.key : NULL,
+    };
+    SSL_CTX *ctx = smtpc_ctx_new(&p, err, errlen);
+    sb_free(&full);
+    if (body)
+        cert_pair_free(&pair);
+    cert_ca_free(&ca);
     return ctx;
 }
 
@@ -593,7 +624,7 @@ static void parse_input(struct smtpc *c)
         if (more)
             continue;
         c->cur.code = code;
-        snprintf(c->cur.text, sizeof c->cur.text, "%s", text);
+        snprintf(c->cur.text, sizeof c->cur.text, "%.*s", (int)(sizeof c->cur.text - 1), text);
         c->cur.enh[0] = '\0';
         unsigned a, b, d;
         int n = 0;
