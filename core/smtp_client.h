@@ -156,6 +156,11 @@ struct smtpc_ctx_params {
     const char *key_pem;
 };
 SSL_CTX *smtpc_ctx_new(const struct smtpc_ctx_params *p, char *err, size_t errlen);
+/* The context a committed configuration asks for: the CAs of certconfig CERTAUTHORITY (system
+ * list: OpenSSL's default paths, which honour SSL_CERT_FILE; custom list when enabled) and the
+ * outbound certificate named in destconfig SETUP (none when that profile is missing). */
+struct cfg_snapshot;
+SSL_CTX *smtpc_ctx_from_config(const struct cfg_snapshot *s, char *err, size_t errlen);
 
 /* Starts connecting. NULL with err when the socket cannot even be created (bad address). */
 struct smtpc *smtpc_open(struct ev_loop *loop, const struct smtpc_params *p, smtpc_cb cb, void *arg,
