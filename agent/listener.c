@@ -783,8 +783,10 @@ static void commit_now(struct ev_loop *loop, struct ev_timer *t, void *arg)
     l->pending_bytes = 0;
 
     struct db_queue_new *msgs = xcalloc(n, sizeof *msgs);
+    uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         struct session *s = batch[i];
+        bytes += s->data.len;
         msgs[i] = (struct db_queue_new){
             .mid = s->mid,
             .icid = s->icid,
@@ -797,8 +799,14 @@ static void commit_now(struct ev_loop *loop, struct ev_timer *t, void *arg)
         };
     }
     char err[512];
+    ev_now_update(a->loop);
+    uint64_t t0 = ev_now_ms(a->loop);
     bool ok = db_queue_store(a->queue, msgs, n, err, sizeof err) == DB_OK;
     free(msgs);
+    ev_now_update(a->loop);
+    if (ok && agent_log_enabled(a, MAILLOG_DEBUG))
+        agent_log(a, MAILLOG_DEBUG, "Queue commit: %zu messages, %llu bytes in %llu ms", n,
+                  (unsigned long long)bytes, (unsigned long long)(ev_now_ms(a->loop) - t0));
     if (!ok)
         agent_log(a, MAILLOG_CRITICAL, "Queue database error: %s", err);
     for (size_t i = 0; i < n; i++) {
