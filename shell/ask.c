@@ -7,6 +7,7 @@
 
 #include "cfg.h"
 #include "sh.h"
+#include "strbuf.h"
 
 static void trim(char *s)
 {
@@ -230,4 +231,43 @@ bool sh_valid_domain(const char *in, char *out, size_t outlen, char *err, size_t
         return true;
     snprintf(err, errlen, "Not a valid domain name.");
     return false;
+}
+
+/* The longest block sh_read_block keeps: a certificate with a long chain fits many times over. */
+#define BLOCK_MAX (1u << 20)
+
+enum sh_rc sh_read_block(struct sh *sh, const char *text, char **out)
+{
+    struct strbuf sb = STRBUF_INIT;
+    bool too_long = false;
+    *out = NULL;
+    sh_printf(sh, "\n%s\n", text);
+    for (;;) {
+        char *line;
+        enum sh_rc rc = sh_read(sh, "", &line);
+        if (rc != SH_OK) {
+            sb_free(&sb);
+            return rc;
+        }
+        /* Pasted text may carry CRs and trailing blanks; the end mark is "." alone. */
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = '\0';
+        if (strcmp(line, ".") == 0) {
+            free(line);
+            break;
+        }
+        if (sb.len + n + 1 > BLOCK_MAX) {
+            too_long = true;
+        } else {
+            sb_append_len(&sb, line, n);
+            sb_append_len(&sb, "\n", 1);
+        }
+        free(line);
+    }
+    /* Too long to be a certificate or a key: what is returned will not parse. */
+    if (too_long)
+        sb_reset(&sb);
+    *out = sb.buf ? sb_steal(&sb) : xstrdup("");
+    return SH_OK;
 }

@@ -25,6 +25,7 @@ static enum sh_rc cmd_exit(struct sh *sh, int argc, char **argv);
 
 const struct sh_command sh_commands[] = {
     {"bounceconfig", "Configure bounce profiles.", sh_cmd_bounceconfig},
+    {"certconfig", "Configure certificates and certificate authorities.", sh_cmd_certconfig},
     {"clear", "Clear changes made since the last commit.", sh_cmd_clear},
     {"commit", "Commit changes.", sh_cmd_commit},
     {"delivernow", "Retry deferred mail now (needs the agent).", sh_cmd_delivernow},

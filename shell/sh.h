@@ -92,6 +92,9 @@ struct sh_verb {
 /* Asks once per bad answer until a verb is chosen (its index in *choice) or the answer is empty
  * (SH_EMPTY: leave the menu). */
 enum sh_rc sh_menu(struct sh *sh, const struct sh_verb *verbs, int n, int *choice);
+/* Prints text, then reads lines up to one holding only "." (a pasted PEM block): SH_OK with *out
+ * (the lines joined with "\n", the caller's to free), or SH_ABORT. */
+enum sh_rc sh_read_block(struct sh *sh, const char *text, char **out);
 
 /* Validators shared by dialogues. */
 bool sh_valid_domain(const char *in, char *out, size_t outlen, char *err, size_t errlen);
@@ -124,6 +127,7 @@ struct sh_command {
 extern const struct sh_command sh_commands[];
 extern const size_t sh_n_commands;
 
+enum sh_rc sh_cmd_certconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_destconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_commit(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_clear(struct sh *sh, int argc, char **argv);
