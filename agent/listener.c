@@ -120,6 +120,7 @@ struct listener {
     void (*drain_done)(void *arg);
     void *drain_arg;
     struct ev_timer *drain_timer;
+    struct ev_timer *pause_timer; /* accepting paused (out of descriptors) */
 };
 
 static void session_pump(struct session *s);
@@ -1184,6 +1185,29 @@ static void refuse(int fd, const char *text)
     close(fd);
 }
 
+static void on_accept(struct ev_loop *loop, int lfd, unsigned revents, void *arg);
+
+static void accept_resume(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)t;
+    struct listener *l = arg;
+    l->pause_timer = NULL;
+    for (size_t i = 0; i < l->n_socks; i++)
+        ev_io_set(loop, l->socks[i].fd, EV_READ, on_accept, &l->socks[i]);
+}
+
+/* Out of file descriptors or memory: a level-triggered listening socket would call us again at
+ * once, for ever. Stop accepting for a second (clients wait in the backlog). */
+static void accept_pause(struct listener *l, const char *why)
+{
+    if (l->pause_timer)
+        return;
+    agent_log(l->a, MAILLOG_WARNING, "Not accepting connections for 1 second: %s", why);
+    for (size_t i = 0; i < l->n_socks; i++)
+        ev_io_set(l->a->loop, l->socks[i].fd, 0, NULL, NULL);
+    l->pause_timer = ev_timer_add(l->a->loop, 1000, accept_resume, l);
+}
+
 static void on_accept(struct ev_loop *loop, int lfd, unsigned revents, void *arg)
 {
     (void)revents;
@@ -1195,7 +1219,10 @@ static void on_accept(struct ev_loop *loop, int lfd, unsigned revents, void *arg
         socklen_t plen = sizeof peer;
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(l, strerror(errno));
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                     errno != ECONNABORTED)
                 agent_log(a, MAILLOG_WARNING, "accept on %s: %s", ls->text, strerror(errno));
             return;
         }
@@ -1306,6 +1333,8 @@ static int bind_one(struct listener *l, const struct agent_listen *al, char *err
 
 static void close_listening(struct listener *l)
 {
+    ev_timer_cancel(l->a->loop, l->pause_timer);
+    l->pause_timer = NULL;
     for (size_t i = 0; i < l->n_socks; i++) {
         ev_io_set(l->a->loop, l->socks[i].fd, 0, NULL, NULL);
         close(l->socks[i].fd);
