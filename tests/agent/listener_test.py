@@ -275,6 +275,20 @@ def test_tls():
         ctx.verify_mode = ssl.CERT_NONE
         t = ctx.wrap_socket(c.sock, server_hostname="localhost")
         c.sock = t
+        # the certificate served is the committed SETUP profile's: the factory Demo
+        import sqlite3
+        db = sqlite3.connect(os.path.join(a.datadir, "config.db"))
+        body = db.execute("SELECT body FROM units WHERE kind = 'certconfig' AND name = 'Demo' "
+                          "AND vto IS NULL").fetchone()[0]
+        db.close()
+        pem = ""
+        for line in body.split("\n"):
+            if line.startswith("certificate="):
+                pem = line[len("certificate="):].replace("\\n", "\n").replace("\\\\", "\\")
+        check(pem.startswith("-----BEGIN CERTIFICATE-----"), "Demo certificate in config.db")
+        if pem:
+            eq(t.getpeercert(binary_form=True), ssl.PEM_cert_to_DER_cert(pem.strip()),
+               "STARTTLS serves the Demo certificate")
         r = c.cmd("EHLO again.example")
         starts(r, "250-", "EHLO after TLS is the first reply (injected NOOP dropped)")
         check("STARTTLS" not in r, "STARTTLS not offered inside TLS")
