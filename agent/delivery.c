@@ -105,6 +105,7 @@ struct conn {
     char last_reason[REASON_MAX];
     char last_cat[64];
     bool tls_only_failures; /* every host failed for a TLS reason (the Critical alert) */
+    bool ip_capped;         /* an address was passed over: its per-IP limit was reached */
     int hosts_tried;
 };
 
@@ -540,6 +541,7 @@ static void conn_end(struct conn *c)
 {
     struct delivery *d = c->d;
     struct dest *ds = c->dest;
+    bool capped = c->ip_capped && c->hosts_tried == 0;
     if (c->lookup)
         mx_cancel(c->lookup);
     conn_drop_smtp(c);
@@ -570,7 +572,8 @@ static void conn_end(struct conn *c)
         dest_maybe_free(d, ds);
         return;
     }
-    dispatch(d, ds);
+    if (!capped)
+        dispatch(d, ds);
     dest_maybe_free(d, ds);
 }
 
@@ -649,8 +652,10 @@ static void conn_next_target(struct conn *c)
         /* Per-IP limit: an address at its limit is passed over for now. */
         if (c->eff.limit == CFG_LIMIT_MXIP) {
             struct ipcount *ic = ip_get(c->d, t->addr, false);
-            if (ic && ic->n >= c->eff.concurrency)
+            if (ic && ic->n >= c->eff.concurrency) {
+                c->ip_capped = true;
                 continue;
+            }
         }
         tlspol_host_init(&c->plan, c->eff.tls, c->dest->domain, t->host, t->literal, c->routed);
         /* MTA-STS (§3) and DANE (§4) set c->plan.sts / .dane / .tlsa here when they land. */
@@ -661,6 +666,12 @@ static void conn_next_target(struct conn *c)
             continue;
         }
         conn_connect(c);
+        return;
+    }
+    if (c->ip_capped && c->hosts_tried == 0) {
+        /* every usable address is busy up to its limit: nothing failed, the mail waits for a
+         * connection to end (conn_end does not re-dispatch this one, or it would spin) */
+        conn_end(c);
         return;
     }
     conn_no_hosts_left(c);
