@@ -111,6 +111,8 @@ static void take_default(const struct sh_question *q, union sh_answer *a)
 enum sh_rc sh_ask(struct sh *sh, const struct sh_question *q, union sh_answer *a)
 {
     char prompt[128];
+    if (sh->eof)
+        return SH_ABORT;
     for (;;) {
         print_question(sh, q, prompt, sizeof prompt);
         char *line;

@@ -34,6 +34,8 @@ const struct sh_command sh_commands[] = {
     {"dnsconfig", "Configure the DNS servers and their DNSSEC trust.", sh_cmd_dnsconfig},
     {"exit", "Exit the shell.", cmd_exit},
     {"help", "List the commands.", cmd_help},
+    {"mtastsverify", "Check a domain's MTA-STS record, policy and MX hosts live.",
+     sh_cmd_mtastsverify},
     {"q", "Exit the shell.", cmd_exit},
     {"quit", "Exit the shell.", cmd_exit},
     {"rollbackconfig", "Go back to a previously committed configuration.", sh_cmd_rollbackconfig},

@@ -138,6 +138,7 @@ enum sh_rc sh_cmd_tlsrpt(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_smtproutes(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_dnsconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_bounceconfig(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv);
 /* agentctl.c */
 enum sh_rc sh_cmd_status(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv);

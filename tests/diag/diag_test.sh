@@ -111,7 +111,7 @@ usage)
         fi
     done
     usage_error no-such-command
-    usage_error
+    usage_error --no-such-option
     ;;
 *)
     echo "unknown section $section" >&2
