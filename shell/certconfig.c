@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,11 +135,6 @@ static enum sh_rc ask_import_file(struct sh *sh, size_t max, unsigned char **dat
     if (!read_whole(path, max, data, len))
         sh_error(sh, "Unable to read the file \"%s\": %s.", name, strerror(errno));
     return SH_OK;
-}
-
-static void format_date(int64_t t, char *out, size_t outlen)
-{
-    sh_format_time(t, out, outlen);
 }
 
 static const char *subject_of(const struct cert_info *ci)
@@ -351,8 +345,8 @@ static enum sh_rc ask_existing_profile(struct sh *sh, char name[CFG_NAME_MAX + 1
 static void print_cert(struct sh *sh, const struct cert_info *ci, int64_t now)
 {
     char from[64], until[64];
-    format_date(ci->not_before, from, sizeof from);
-    format_date(ci->not_after, until, sizeof until);
+    sh_format_time(ci->not_before, from, sizeof from);
+    sh_format_time(ci->not_after, until, sizeof until);
     sh_printf(sh, "    Subject: %s\n", subject_of(ci));
     sh_printf(sh, "    Issuer: %s\n", ci->issuer);
     sh_printf(sh, "    Valid From: %s\n", from);
@@ -462,7 +456,7 @@ static void print_numbered(struct sh *sh, const struct cert_list *l)
             sh_printf(sh, "%zu. (unreadable certificate)\n", i + 1);
             continue;
         }
-        format_date(ci.not_after, until, sizeof until);
+        sh_format_time(ci.not_after, until, sizeof until);
         sh_printf(sh, "%zu. %s (%s %s)\n", i + 1, subject_of(&ci),
                   now > ci.not_after ? "expired" : "expires", until);
     }
@@ -535,7 +529,7 @@ static enum sh_rc op_custom_import(struct sh *sh)
     for (size_t i = 0; i < l.n; i++) {
         if (now > info[i].not_after) {
             char until[64];
-            format_date(info[i].not_after, until, sizeof until);
+            sh_format_time(info[i].not_after, until, sizeof until);
             sh_printf(sh, "Warning: %s expired on %s.\n", subject_of(&info[i]), until);
         }
     }
