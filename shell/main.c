@@ -31,6 +31,7 @@ const struct sh_command sh_commands[] = {
     {"delivernow", "Retry deferred mail now (needs the agent).", sh_cmd_delivernow},
     {"destconfig", "Configure destination controls (TLS, DANE, MTA STS, limits).",
      sh_cmd_destconfig},
+    {"dig", "Query DNS through the configured resolvers (flags, AD bit).", sh_cmd_dig},
     {"dnsconfig", "Configure the DNS servers and their DNSSEC trust.", sh_cmd_dnsconfig},
     {"exit", "Exit the shell.", cmd_exit},
     {"help", "List the commands.", cmd_help},
@@ -45,6 +46,7 @@ const struct sh_command sh_commands[] = {
     {"status", "Show the delivery agent's state, queue counts and connections.", sh_cmd_status},
     {"tail", "Follow mail_logs until Ctrl-C: tail mail_logs.", sh_cmd_tail},
     {"tlsrpt", "Print a TLS report: tlsrpt report <domain> <YYYY-MM-DD>.", sh_cmd_tlsrpt},
+    {"tlsverify", "Connect to a domain's MX hosts and show each TLS step.", sh_cmd_tlsverify},
     {"version", "Show the version.", cmd_version},
 };
 const size_t sh_n_commands = sizeof sh_commands / sizeof sh_commands[0];

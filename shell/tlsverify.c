@@ -1,0 +1,310 @@
+/* tlsverify.c - `tlsverify <domain>` (cli.md §6): connect to the domain's MX hosts (or its SMTP
+ * route's hosts) as a delivery would, under the committed TLS option, and print each step in the
+ * daneverify style. Nothing is sent: each connection ends with QUIT once TLS is decided.
+ *
+ * It uses exactly what delivery uses (mxresolve, tlspolicy, smtp_client, the committed
+ * resolvers, CA lists and outbound certificate) on a private event loop, so what it shows is what
+ * the agent would do. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "cfg_dns.h"
+#include "cfg_route.h"
+#include "cfg_snapshot.h"
+#include "mxresolve.h"
+#include "sh.h"
+#include "smtp_client.h"
+#include "tlspolicy.h"
+
+struct tv {
+    struct ev_loop *loop;
+    bool done;
+    struct mx_result mx;
+    enum smtpc_event ev;
+    struct sh *sh;
+    const char *addr;
+};
+
+static void mx_done(struct mx_result *r, void *arg)
+{
+    struct tv *t = arg;
+    mx_result_move(&t->mx, r);
+    t->done = true;
+}
+
+static void conn_event(struct smtpc *c, enum smtpc_event ev, void *arg)
+{
+    struct tv *t = arg;
+    if (ev == SMTPC_CONNECTED) {
+        sh_printf(t->sh, "Connected to %s from interface %s.\n", t->addr,
+                  smtpc_info(c)->local_addr);
+        return;
+    }
+    t->ev = ev;
+    t->done = true;
+}
+
+static void run_until_done(struct tv *t)
+{
+    t->done = false;
+    while (!t->done && !sh_interrupted())
+        if (ev_run_once(t->loop, 200) < 0)
+            break;
+}
+
+static struct cfg_snapshot *committed_snapshot(struct sh *sh)
+{
+    int64_t version = 0;
+    struct db_units units = {0};
+    if (db_cfg_latest(sh->db, &version) != DB_OK || db_cfg_load(sh->db, version, &units) != DB_OK)
+        return NULL;
+    struct cfg_unit_ref *refs = xcalloc(units.n ? units.n : 1, sizeof *refs);
+    for (size_t i = 0; i < units.n; i++) {
+        refs[i].kind = units.v[i].kind;
+        refs[i].name = units.v[i].name;
+        refs[i].body = units.v[i].body;
+    }
+    struct cfg_snapshot *s = cfg_snapshot_build(version, refs, units.n);
+    free(refs);
+    db_units_free(&units);
+    return s;
+}
+
+static bool route_exists(void *arg, const char *name)
+{
+    return cfg_snapshot_unit(arg, CFG_KIND_ROUTE, name) != NULL;
+}
+
+/* One host: connect, STARTTLS as the plan says, decide. Returns the action. */
+static enum tlspol_action try_host(struct tv *t, const struct mx_target *m, struct tlspol_host *h,
+                                   SSL_CTX *ctx, const char *helo)
+{
+    struct sh *sh = t->sh;
+    sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
+    struct smtpc_params p = {
+        .addr = m->addr,
+        .port = m->port,
+        .helo = helo,
+        .starttls = h->starttls,
+        .sni = h->sni,
+        .ctx = ctx,
+    };
+    p.timeouts.connect = p.timeouts.greeting = p.timeouts.ehlo = 15000;
+    p.timeouts.starttls = p.timeouts.handshake = 15000;
+    char err[256];
+    t->addr = m->addr;
+    struct smtpc *c = smtpc_open(t->loop, &p, conn_event, t, err, sizeof err);
+    if (!c) {
+        sh_printf(sh, "Connection to %s failed: %s\n", m->addr, err);
+        return TLSPOL_HOST_FAILED;
+    }
+    run_until_done(t);
+    const struct smtpc_info *in = smtpc_info(c);
+    enum tlspol_action act = TLSPOL_HOST_FAILED;
+    if (!t->done) {
+        sh_printf(sh, "Interrupted.\n");
+    } else if (t->ev == SMTPC_FAILED) {
+        if (in->error == SMTPC_ERR_TLS) {
+            sh_printf(sh, "Checking TLS connection.\n");
+            sh_printf(sh, "TLS handshake failed after STARTTLS: %s\n", in->tls.error);
+            act = tlspol_event(h, TLSPOL_EV_HANDSHAKE_FAILED, false, in->tls.error);
+            if (act == TLSPOL_RETRY_PLAIN)
+                sh_printf(sh, "A delivery would retry %s without TLS (%s).\n", m->host,
+                          cfg_tls_label(h->option));
+        } else {
+            sh_printf(sh, "Connection to %s failed: %s\n", m->addr, in->detail);
+        }
+    } else if (!h->starttls) {
+        sh_printf(sh, "TLS is not used (TLS option %s).\n", cfg_tls_label(h->option));
+        act = TLSPOL_GO_PLAIN;
+    } else if (!in->tls.established) {
+        if (in->tls.refused) {
+            sh_printf(sh, "STARTTLS was refused by %s: %s\n", m->host, in->tls.error);
+            act = tlspol_event(h, TLSPOL_EV_STARTTLS_REFUSED, false, in->tls.error);
+        } else {
+            sh_printf(sh, "STARTTLS is not offered by %s.\n", m->host);
+            act = tlspol_event(h, TLSPOL_EV_NO_STARTTLS, false, NULL);
+        }
+    } else {
+        sh_printf(sh, "Checking TLS connection.\n");
+        sh_printf(sh, "TLS connection established: protocol %s, cipher %s.\n", in->tls.protocol,
+                  in->tls.cipher);
+        X509 *cert = smtpc_peer_cert(c);
+        char names[1024];
+        tlspol_cert_names(cert, names, sizeof names);
+        sh_printf(sh, "Certificate: %s (chain of %d sent)\n", names, in->tls.chain_len);
+        bool chain_ok = in->tls.verify_result == X509_V_OK, name_ok = false;
+        char matched[TLSPOL_NAME_MAX];
+        bool ok = tlspol_check_cert(h, cert, chain_ok, &name_ok, matched);
+        if (!h->verify) {
+            sh_printf(sh, "Certificate not verified (TLS option %s); chain: %s\n",
+                      cfg_tls_label(h->option), in->tls.verify_error);
+            act = tlspol_event(h, TLSPOL_EV_CERT_OK, false, NULL);
+        } else {
+            struct strbuf ref = STRBUF_INIT;
+            for (size_t i = 0; i < h->nnames; i++)
+                sb_printf(&ref, "%s%s", i ? ", " : "", h->names[i]);
+            sh_printf(sh, "Names checked: %s%s\n", sb_str(&ref),
+                      h->san_only ? " (subjectAltName only)" : "");
+            sb_free(&ref);
+            if (ok) {
+                sh_printf(sh, "Certificate verification successful (%s)\n", matched);
+                act = tlspol_event(h, TLSPOL_EV_CERT_OK, false, NULL);
+            } else {
+                if (!chain_ok)
+                    sh_printf(sh, "Certificate verification failed: %s\n", in->tls.verify_error);
+                else
+                    sh_printf(sh,
+                              "Certificate verification failed: peer cert does not match "
+                              "domain %s\n",
+                              h->domain);
+                act = tlspol_event(h, TLSPOL_EV_CERT_FAILED, chain_ok && !name_ok,
+                                   in->tls.verify_error);
+                if (act == TLSPOL_GO_TLS)
+                    sh_printf(sh, "A delivery would go on over TLS anyway (TLS option %s).\n",
+                              cfg_tls_label(h->option));
+            }
+        }
+        if (act == TLSPOL_GO_TLS)
+            sh_printf(sh, "TLS connection succeeded %s.\n", h->domain);
+    }
+    if (act == TLSPOL_GO_PLAIN)
+        sh_printf(sh, "A delivery would go on in the clear (TLS option %s).\n",
+                  cfg_tls_label(h->option));
+    if (act == TLSPOL_HOST_FAILED && h->reason[0])
+        sh_printf(sh, "Host failed (%s): %s\n", h->status, h->reason);
+    if (t->done && (t->ev == SMTPC_READY)) {
+        smtpc_quit(c);
+        run_until_done(t);
+    }
+    smtpc_free(c);
+    return act;
+}
+
+enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
+{
+    if (argc != 2) {
+        sh_error(sh, "Usage: tlsverify <domain>");
+        return SH_OK;
+    }
+    char domain[CFG_DOMAIN_MAX + 3];
+    if (!cfg_domain_normalize(argv[1], domain, sizeof domain) || domain[0] == '.') {
+        sh_error(sh, "%s is not a valid domain.", argv[1]);
+        return SH_OK;
+    }
+    struct cfg_snapshot *snap = committed_snapshot(sh);
+    if (!snap) {
+        sh_error(sh, "Cannot read the committed configuration: %s", db_cfg_error(sh->db));
+        return SH_OK;
+    }
+    struct cfg_dest eff;
+    const char *entry = NULL;
+    cfg_snapshot_dest(snap, domain, &eff, &entry);
+    sh_printf(sh, "\nDestination controls for %s: entry %s, TLS %s.\n", domain, entry,
+              cfg_tls_label(eff.tls));
+
+    struct tv t = {.sh = sh};
+    t.loop = ev_loop_new();
+    struct cfg_dns dc;
+    cfg_dns_decode(cfg_snapshot_unit(snap, CFG_KIND_DNS, CFG_UNIT_DNS), &dc);
+    struct dns_config cfg;
+    cfg_dns_config(&dc, NULL, &cfg);
+    struct dns_resolver *r = NULL;
+    char err[256];
+    SSL_CTX *ctx = NULL;
+    if (!t.loop || dns_resolver_new(t.loop, &cfg, &r, err, sizeof err) != 0) {
+        sh_error(sh, "Cannot start the resolver: %s", t.loop ? err : "out of memory");
+        goto out;
+    }
+    ctx = smtpc_ctx_from_config(snap, err, sizeof err);
+    if (!ctx) {
+        sh_error(sh, "Cannot set up TLS: %s", err);
+        goto out;
+    }
+
+    char route[CFG_ROUTE_DOMAIN_BUF];
+    bool routed = cfg_route_match(domain, route_exists, snap, route, sizeof route);
+    struct mx_lookup *l;
+    if (routed) {
+        struct cfg_route_hosts hosts;
+        cfg_route_decode(cfg_snapshot_unit(snap, CFG_KIND_ROUTE, route), &hosts);
+        int order[CFG_ROUTE_HOSTS_MAX];
+        cfg_route_hosts_order(&hosts, order);
+        struct mx_route_host rh[CFG_ROUTE_HOSTS_MAX];
+        for (int i = 0; i < hosts.n; i++) {
+            const struct cfg_route_host *x = &hosts.v[order[i]];
+            rh[i].name = x->name;
+            rh[i].port = (uint16_t)cfg_route_host_port(x);
+            rh[i].literal = x->address;
+        }
+        sh_printf(sh, "SMTP route %s applies: MTA-STS and DANE are not used.\n", route);
+        l = mx_resolve_route(t.loop, r, rh, (size_t)hosts.n, eff.ip_sort, mx_done, &t);
+    } else {
+        l = mx_resolve(t.loop, r, domain, eff.ip_sort, 25, mx_done, &t);
+    }
+    (void)l;
+    run_until_done(&t);
+    if (!t.done) {
+        sh_printf(sh, "Interrupted.\n");
+        goto out;
+    }
+    if (t.mx.status != MX_OK) {
+        sh_printf(sh, "%s (%s)\n", t.mx.reason, t.mx.code);
+        sh_printf(sh, "TLS FAILED for %s\n", domain);
+        goto out;
+    }
+    size_t last_host = (size_t)-1;
+    for (size_t i = 0; i < t.mx.ntargets; i++) {
+        const struct mx_target *m = &t.mx.targets[i];
+        if (m->host_index != last_host) {
+            if (routed)
+                sh_printf(sh, "Route host %s:%u\n", m->host, m->port);
+            else if (t.mx.implicit)
+                sh_printf(sh, "No MX record for %s: using its address records (implicit MX)\n",
+                          domain);
+            else
+                sh_printf(sh, "%s MX record(%s) found for %s\n",
+                          t.mx.mx_secure ? "SECURE" : "INSECURE", m->host, domain);
+            last_host = m->host_index;
+        }
+        sh_printf(sh, "%s %s record (%s) found for %s(%s) in %s\n",
+                  m->addr_secure ? "SECURE" : "INSECURE", m->family == AF_INET ? "A" : "AAAA",
+                  m->addr, routed ? "route host" : "MX", m->host, domain);
+    }
+    const char *last_reason = "";
+    char reason_buf[400];
+    for (size_t i = 0; i < t.mx.ntargets; i++) {
+        const struct mx_target *m = &t.mx.targets[i];
+        struct tlspol_host h;
+        tlspol_host_init(&h, eff.tls, domain, m->host, m->literal, routed);
+        tlspol_plan(&h);
+        char helo[256];
+        sh_hostname(sh, helo, sizeof helo);
+        enum tlspol_action act = try_host(&t, m, &h, ctx, helo);
+        if (sh_interrupted())
+            break;
+        if (act == TLSPOL_GO_TLS) {
+            sh_printf(sh, "TLS SUCCESS for %s\n", domain);
+            goto out;
+        }
+        if (act == TLSPOL_GO_PLAIN || act == TLSPOL_RETRY_PLAIN) {
+            sh_printf(sh, "TLS NOT USED for %s: a delivery would send in the clear\n", domain);
+            goto out;
+        }
+        snprintf(reason_buf, sizeof reason_buf, "%s", h.reason[0] ? h.reason : "connection failed");
+        last_reason = reason_buf;
+    }
+    sh_printf(sh, "TLS FAILED for %s: %s\n", domain, last_reason[0] ? last_reason : "no host");
+out:
+    mx_result_clear(&t.mx);
+    if (ctx)
+        SSL_CTX_free(ctx);
+    if (r)
+        dns_resolver_free(r);
+    if (t.loop)
+        ev_loop_free(t.loop);
+    cfg_snapshot_unref(snap);
+    return SH_OK;
+}
