@@ -34,6 +34,10 @@ struct sts_fetcher {
     size_t ca_pem_len;
     char *ca_file;
     char *proxy; /* NULL: direct */
+    /* The proxy's host name when it is one (not an address literal): resolved through our
+     * resolvers too and pinned, like the policy host when there is no proxy. */
+    char proxy_host[STS_NAME_MAX + 1];
+    int proxy_port;
     unsigned timeout_s;
     bool certinfo;
     struct sts_fetch *live; /* every fetch not yet delivered */
@@ -169,6 +173,38 @@ static int on_timer_set(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- fetcher ---- */
 
+/* Finds the host and port of a proxy URL ("http://[user:pw@]host[:port][/]"); host stays ""
+ * for an address literal, which needs no resolving. libcurl's default proxy port is 1080. */
+static void parse_proxy(const char *url, char *host, size_t cap, int *port)
+{
+    host[0] = '\0';
+    *port = strncasecmp(url, "https://", 8) == 0 ? 443 : 1080;
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *end = p + strcspn(p, "/?#");
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            p = q + 1;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close && close[1] == ':')
+            *port = atoi(close + 2);
+        return;
+    }
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    const char *hend = colon ? colon : end;
+    if (colon)
+        *port = atoi(colon + 1);
+    size_t len = (size_t)(hend - p);
+    if (len == 0 || len >= cap)
+        return;
+    memcpy(host, p, len);
+    host[len] = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) == 1)
+        host[0] = '\0';
+}
+
 int sts_fetcher_new(struct ev_loop *loop, struct dns_resolver *dns,
                     const struct sts_fetch_config *cfg, struct sts_fetcher **out, char *err,
                     size_t errlen)
@@ -195,6 +231,8 @@ int sts_fetcher_new(struct ev_loop *loop, struct dns_resolver *dns,
                                                             : cfg->timeout_s;
     f->certinfo = cfg->certinfo;
     f->proxy = dup_or_null(cfg->proxy);
+    if (f->proxy && dns)
+        parse_proxy(f->proxy, f->proxy_host, sizeof f->proxy_host, &f->proxy_port);
     f->ca_file = dup_or_null(cfg->ca_file);
     if (cfg->ca_pem && cfg->ca_pem_len) {
         f->ca_pem = malloc(cfg->ca_pem_len);
@@ -509,9 +547,12 @@ static void start_transfer(struct sts_fetch *h)
         return;
     }
     h->easy = e;
-    if (!f->proxy) {
+    if (h->addrs[0]) {
         char entry[sizeof h->host + sizeof h->addrs + 16];
-        snprintf(entry, sizeof entry, "%s:443:%s", h->host, h->addrs);
+        if (f->proxy)
+            snprintf(entry, sizeof entry, "%s:%d:%s", f->proxy_host, f->proxy_port, h->addrs);
+        else
+            snprintf(entry, sizeof entry, "%s:443:%s", h->host, h->addrs);
         h->resolve = curl_slist_append(NULL, entry);
         if (!h->resolve) {
             fail(h, STS_FETCH_ERROR, "out of memory", NULL, NULL);
@@ -589,8 +630,13 @@ static void resolved(struct sts_fetch *h)
         start_transfer(h);
         return;
     }
+    bool proxy = h->f->proxy != NULL;
     if ((h->a_done && h->st_a == DNS_NXDOMAIN) || (h->aaaa_done && h->st_aaaa == DNS_NXDOMAIN)) {
-        fail(h, STS_FETCH_NXDOMAIN, "an unknown policy host (%s: NXDOMAIN)", h->host, NULL);
+        if (proxy)
+            fail(h, STS_FETCH_PROXY, "a proxy failure (proxy host %s: NXDOMAIN)", h->f->proxy_host,
+                 NULL);
+        else
+            fail(h, STS_FETCH_NXDOMAIN, "an unknown policy host (%s: NXDOMAIN)", h->host, NULL);
         finish_now(h);
         return;
     }
@@ -598,7 +644,13 @@ static void resolved(struct sts_fetch *h)
         return;
     if (dns_status_temporary(h->st_a) || dns_status_temporary(h->st_aaaa)) {
         const char *st = dns_status_name(dns_status_temporary(h->st_a) ? h->st_a : h->st_aaaa);
-        fail(h, STS_FETCH_DNS, "a DNS failure looking up %s (%s)", h->host, st);
+        fail(h, proxy ? STS_FETCH_PROXY : STS_FETCH_DNS,
+             proxy ? "a proxy failure (a DNS failure looking up %s: %s)"
+                   : "a DNS failure looking up %s (%s)",
+             proxy ? h->f->proxy_host : h->host, st);
+    } else if (proxy) {
+        fail(h, STS_FETCH_PROXY, "a proxy failure (proxy host %s has no address)", h->f->proxy_host,
+             NULL);
     } else {
         fail(h, STS_FETCH_NOADDR, "a policy host without address (%s)", h->host, NULL);
     }
@@ -633,7 +685,8 @@ static void on_deadline(struct ev_loop *loop, struct ev_timer *t, void *arg)
     (void)t;
     struct sts_fetch *h = arg;
     h->deadline = NULL;
-    fail(h, STS_FETCH_TIMEOUT, "a timeout resolving %s", h->host, NULL);
+    fail(h, STS_FETCH_TIMEOUT, "a timeout resolving %s", h->f->proxy ? h->f->proxy_host : h->host,
+         NULL);
     finish_now(h);
 }
 
@@ -663,14 +716,17 @@ struct sts_fetch *sts_fetch_start(struct sts_fetcher *f, const char *domain, sts
         f->live->prev = h;
     f->live = h;
 
-    if (f->proxy) {
+    /* Through a proxy the proxy resolves the policy host; we resolve only the proxy's own name
+     * (none when it is an address). */
+    const char *rname = f->proxy ? f->proxy_host : h->host;
+    if (!rname[0]) {
         start_transfer(h);
         return h;
     }
     h->deadline = ev_timer_add(f->loop, (uint64_t)f->timeout_s * 1000, on_deadline, h);
-    h->qa = dns_query(f->dns, h->host, DNS_T_A, on_a, h);
+    h->qa = dns_query(f->dns, rname, DNS_T_A, on_a, h);
     if (h->qa)
-        h->qaaaa = dns_query(f->dns, h->host, DNS_T_AAAA, on_aaaa, h);
+        h->qaaaa = dns_query(f->dns, rname, DNS_T_AAAA, on_aaaa, h);
     if (!h->deadline || !h->qa || !h->qaaaa) {
         fetch_release(h);
         return NULL;

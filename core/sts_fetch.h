@@ -10,7 +10,9 @@
  * Names: without a proxy, mta-sts.<domain> is resolved through our own resolvers (core/dns.h: the
  * configured list, DNSSEC status irrelevant here) and pinned with CURLOPT_RESOLVE, because
  * Debian's libcurl resolves with the system resolver, not ours. With a proxy, libcurl opens a
- * CONNECT tunnel and the proxy resolves the policy host. Environment proxies are never used.
+ * CONNECT tunnel and the proxy resolves the policy host; the proxy's own name, when it is not an
+ * address, goes through our resolvers and is pinned the same way. Environment proxies are never
+ * used.
  *
  * libcurl runs through its multi socket API: its sockets and its timer sit on our ev_loop, so a
  * fetch never blocks the loop and no thread of ours is started.

@@ -1,8 +1,8 @@
 /* test_sts_fetch.c - the parts of the policy fetch that need no HTTPS server: the Content-Type
  * rule, the policy host's name resolution through our own resolver (a mock DNS server: NXDOMAIN,
  * no address, SERVFAIL, silence hitting the total time limit), a refused connection, a refused
- * proxy, and cancellation. Every HTTPS behaviour is tested against the lab's nginx
- * (tests/lab/sts/).
+ * proxy, a proxy given by name (resolved through our resolver too), and cancellation. Every HTTPS
+ * behaviour is tested against the lab's nginx (tests/lab/sts/).
  */
 #include "sts_fetch.h"
 #include "t.h"
@@ -55,7 +55,7 @@ static bool zone(const struct fakedns_query *q, struct fakedns_reply *r, void *a
         return false;
     if (strcmp(q->name, "mta-sts.fail.test") == 0) {
         fakedns_reply_start(r, q, 2, false, false);
-    } else if (strcmp(q->name, "mta-sts.refused.test") == 0) {
+    } else if (strcmp(q->name, "mta-sts.refused.test") == 0 || strcmp(q->name, "proxy.test") == 0) {
         fakedns_reply_start(r, q, 0, false, false);
         if (q->type == DNS_T_A)
             fakedns_reply_rr(r, NULL, DNS_T_A, 60, lo, 4);
@@ -153,6 +153,27 @@ static void test_proxy_refused(void)
     T_CHECK(r.via_proxy);
 }
 
+static void test_proxy_by_name(struct fakedns *f)
+{
+    /* A proxy given by name is resolved through our resolver, like a policy host: the system
+     * resolver does not know proxy.test, so "refused" proves the address came from ours. */
+    struct dns_server srv;
+    struct dns_config dc = dns_cfg(f, &srv);
+    struct sts_fetch_config fc;
+    memset(&fc, 0, sizeof fc);
+    fc.timeout_s = 2;
+    struct sts_fetch_result r;
+    char body[64];
+    fc.proxy = "http://proxy.test:1/";
+    T_EQ_INT(sts_fetch_blocking(&dc, &fc, "example.test", &r, body, sizeof body, NULL),
+             STS_FETCH_PROXY);
+    T_EQ_STR(r.reason, "a proxy failure (connection refused by http://proxy.test:1/)");
+    fc.proxy = "http://user:secret@noproxy.test:3128";
+    T_EQ_INT(sts_fetch_blocking(&dc, &fc, "example.test", &r, body, sizeof body, NULL),
+             STS_FETCH_PROXY);
+    T_EQ_STR(r.reason, "a proxy failure (proxy host noproxy.test: NXDOMAIN)");
+}
+
 static int called;
 
 static void count_cb(const struct sts_fetch_result *res, void *arg)
@@ -219,6 +240,7 @@ int main(void)
     }
     test_policy_host_resolution(f);
     test_proxy_refused();
+    test_proxy_by_name(f);
     test_cancel(f);
     fakedns_stop(f);
     return t_done();
