@@ -580,7 +580,7 @@ static void finish_flight(struct flight *fl, const struct sts_result *res)
         } else {
             struct sts_result r;
             /* The waiter struct moves to the new flight when one is needed. */
-            if (lookup_node(e, n, &r, w->cb, w->arg, w, NULL) == STS_ENGINE_DONE) {
+            if (lookup_node(e, n, &r, w->cb, w->arg, w, NULL) != STS_ENGINE_PENDING) {
                 sts_engine_cb cb = w->cb;
                 void *arg = w->arg;
                 free(w);
@@ -596,6 +596,7 @@ static enum sts_engine_rc lookup_node(struct sts_engine *e, struct node *n, stru
                                       sts_engine_cb cb, void *arg, struct sts_wait *w,
                                       struct sts_wait **wait)
 {
+    bool own = w == NULL; /* a waiter given by finish_flight() stays the caller's to free */
     int64_t now = now_s(e);
     /* A clock that went back does not stretch a TXT answer. A refresh in the air does not hold
      * callers up while the TXT answer stands: the cached policy is still unexpired. */
@@ -615,7 +616,8 @@ static enum sts_engine_rc lookup_node(struct sts_engine *e, struct node *n, stru
             goto oom;
         struct flight *fl = flight_new(e, n, false);
         if (!fl) {
-            free(w);
+            if (own)
+                free(w);
             goto oom;
         }
         w->cb = cb;
@@ -637,7 +639,8 @@ join:
     } else {
         struct flight *fl = flight_new(e, n, false);
         if (!fl) {
-            free(w);
+            if (own)
+                free(w);
             goto oom;
         }
         waiter_add(fl, w);

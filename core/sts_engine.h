@@ -160,7 +160,8 @@ int sts_engine_new(const struct sts_engine_config *cfg, struct sts_engine **out,
 void sts_engine_free(struct sts_engine *e);
 
 /* The policy of domain (the recipient domain: never a parent). *wait, when not NULL, gets the
- * handle of a PENDING lookup for sts_engine_cancel(). */
+ * handle of a PENDING lookup for sts_engine_cancel(); it is valid until the callback is called
+ * (not inside it) or the lookup is cancelled. */
 enum sts_engine_rc sts_engine_lookup(struct sts_engine *e, const char *domain,
                                      struct sts_result *out, sts_engine_cb cb, void *arg,
                                      struct sts_wait **wait);
