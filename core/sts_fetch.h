@@ -34,7 +34,9 @@
 
 struct sts_fetch_config {
     /* The trusted CAs. ca_pem (PEM text in memory, e.g. certconfig's System and Custom lists
-     * joined) wins over ca_file (a PEM bundle file); with neither, the system bundle. */
+     * joined) wins over ca_file (a PEM bundle file); with neither, the system bundle. libcurl
+     * keeps a parsed ca_file between fetches (its CA cache); ca_pem is parsed for each fetch,
+     * which is cheap next to a fetch, but prefer ca_file when only the System list is on. */
     const char *ca_pem;
     size_t ca_pem_len;
     const char *ca_file;
