@@ -116,7 +116,7 @@ enum sh_rc sh_ask(struct sh *sh, const struct sh_question *q, union sh_answer *a
     for (;;) {
         print_question(sh, q, prompt, sizeof prompt);
         char *line;
-        enum sh_rc rc = sh_read(sh, prompt, &line);
+        enum sh_rc rc = sh_read_as(sh, prompt, q->secret ? SH_READ_SECRET : 0, &line);
         if (rc != SH_OK)
             return rc;
         trim(line);
@@ -246,7 +246,7 @@ enum sh_rc sh_read_block(struct sh *sh, const char *text, char **out)
     sh_printf(sh, "\n%s\n", text);
     for (;;) {
         char *line;
-        enum sh_rc rc = sh_read(sh, "", &line);
+        enum sh_rc rc = sh_read_as(sh, "", SH_READ_PRIVATE, &line);
         if (rc != SH_OK) {
             sb_free(&sb);
             return rc;

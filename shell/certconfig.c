@@ -295,7 +295,8 @@ static enum sh_rc op_import(struct sh *sh)
     if (!data)
         return SH_OK;
     /* An empty passphrase is an answer here: PEM files and some PKCS#12 files have none. */
-    struct sh_question q = {.kind = SH_Q_TEXT, .text = "Enter passphrase:", .allow_empty = true};
+    struct sh_question q = {
+        .kind = SH_Q_TEXT, .text = "Enter passphrase:", .allow_empty = true, .secret = true};
     union sh_answer *a = xmalloc(sizeof *a);
     enum sh_rc rc = sh_ask(sh, &q, a);
     if (rc == SH_OK) {

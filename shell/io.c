@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <histedit.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -230,12 +231,82 @@ static enum sh_rc read_plain(struct sh *sh, char **line)
     return SH_OK;
 }
 
+/* A secret on a terminal: no echo, no line editing beyond backspace, never in the history. */
+static enum sh_rc read_secret(struct sh *sh, const char *prompt, char **line)
+{
+    struct termios saved, t;
+    bool restore = tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (restore) {
+        t = saved;
+        t.c_lflag &= ~(tcflag_t)(ECHO | ICANON);
+        t.c_cc[VMIN] = 1;
+        t.c_cc[VTIME] = 0;
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &t);
+    }
+    fputs(prompt, stdout);
+    fflush(stdout);
+    struct strbuf sb = STRBUF_INIT;
+    enum sh_rc rc = SH_OK;
+    for (;;) {
+        wchar_t wc;
+        int n = getc_fn(NULL, &wc);
+        if (n <= 0 || wc == 4 /* Ctrl-D */) {
+            rc = SH_ABORT;
+            if (n == 0 && !sh->in_command)
+                sh->eof = true;
+            break;
+        }
+        if (wc == '\r' || wc == '\n')
+            break;
+        if (wc == 0x7f || wc == 0x08) {
+            /* Back up one character, UTF-8 continuation bytes included. */
+            while (sb.len > 0 && (sb.buf[sb.len - 1] & 0xc0) == 0x80)
+                sb.len--;
+            if (sb.len > 0)
+                sb.len--;
+            if (sb.buf)
+                sb.buf[sb.len] = '\0';
+            continue;
+        }
+        if (wc == 0x15) { /* Ctrl-U */
+            sb_reset(&sb);
+            continue;
+        }
+        char mb[MB_LEN_MAX];
+        mbstate_t st;
+        memset(&st, 0, sizeof st);
+        size_t k = wcrtomb(mb, wc, &st);
+        if (k != (size_t)-1)
+            sb_append_len(&sb, mb, k);
+    }
+    if (restore)
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (rc != SH_OK) {
+        /* Wipe what was typed before dropping it. */
+        if (sb.buf)
+            memset(sb.buf, 0, sb.cap);
+        sb_free(&sb);
+        return rc;
+    }
+    *line = sb_steal(&sb);
+    return SH_OK;
+}
+
 enum sh_rc sh_read(struct sh *sh, const char *prompt, char **line)
+{
+    return sh_read_as(sh, prompt, 0, line);
+}
+
+enum sh_rc sh_read_as(struct sh *sh, const char *prompt, unsigned how, char **line)
 {
     *line = NULL;
     interrupted = 0;
     if (sh->eof)
         return SH_ABORT;
+    if (sh->edit && (how & SH_READ_SECRET))
+        return read_secret(sh, prompt, line);
     if (!sh->edit) {
         fputs(prompt, stdout);
         fflush(stdout);
@@ -271,7 +342,7 @@ enum sh_rc sh_read(struct sh *sh, const char *prompt, char **line)
     while (n > 0 && (got[n - 1] == '\n' || got[n - 1] == '\r'))
         n--;
     *line = xstrndup(got, n);
-    if (n > 0) {
+    if (n > 0 && !(how & (SH_READ_PRIVATE | SH_READ_SECRET))) {
         history(e->hist, &e->ev, H_ENTER, *line);
         history(e->hist, &e->ev, H_SAVE, e->histfile);
     }

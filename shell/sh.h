@@ -41,6 +41,10 @@ void sh_io_close(struct sh *sh);
 /* Reads one line after printing prompt. SH_OK with *line (the caller's to free), SH_ABORT on
  * Ctrl-C (sh->eof stays false) or at end of input (sh->eof set). */
 enum sh_rc sh_read(struct sh *sh, const char *prompt, char **line);
+/* sh_read with care for what is typed: PRIVATE keeps the line out of the history (pasted keys),
+ * SECRET also reads it without echo on a terminal (passphrases). */
+enum { SH_READ_PRIVATE = 1, SH_READ_SECRET = 2 };
+enum sh_rc sh_read_as(struct sh *sh, const char *prompt, unsigned how, char **line);
 void sh_printf(struct sh *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints one error line and remembers that the session had an error. */
 void sh_error(struct sh *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -65,6 +69,7 @@ struct sh_question {
     int n_items;
     sh_validator validate; /* TEXT; NULL accepts anything */
     bool allow_empty;      /* TEXT: an empty answer is a valid empty value */
+    bool secret;           /* TEXT: not echoed, never in the history (passphrases) */
 };
 
 union sh_answer {
