@@ -194,6 +194,9 @@ static void dest_maybe_free(struct delivery *d, struct dest *ds)
 {
     if (ds->nwait > ds->wait_head || ds->active > 0 || ds->win_timer)
         return;
+    /* a recipient-rate window still running must outlive the connections that counted it */
+    if (ds->win_count > 0 && (int64_t)time(NULL) - ds->win_start < 60 * CFG_RCPT_MINUTES_MAX)
+        return;
     unsigned h = hash_domain(ds->domain);
     for (struct dest **pp = &d->buckets[h]; *pp; pp = &(*pp)->next) {
         if (*pp == ds) {
@@ -1183,6 +1186,7 @@ static void run_cb(struct ev_loop *loop, struct ev_timer *t, void *arg)
         while (ds) {
             struct dest *next = ds->next;
             dispatch(d, ds);
+            dest_maybe_free(d, ds); /* idle ones whose rate window is over */
             ds = next;
         }
     }

@@ -12,8 +12,12 @@ PORT=2610
     printf 'destconfig\nnew\nvalid.plain.stslab\nn\nn\ny\n1\n2\n1\ny\n2\nn\nn\nn\nn\n\n'
 } | configure "rate"
 start_agent
+# one after the other, each delivered before the next comes: the window must outlive the
+# connections that counted it
 for i in 1 2 3; do
     send "q$i-$TAG@valid.plain.stslab"
+    [ "$i" = 3 ] || "$BIN/lab-wait" valid 1 --to "q$i-$TAG@valid.plain.stslab" --timeout 10 >/dev/null || true
+    sleep 1.5
 done
 deadline=$((SECONDS + 30))
 while [ $SECONDS -lt $deadline ]; do
