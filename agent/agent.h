@@ -70,6 +70,7 @@ struct agent_counters {
 struct listener;
 struct control;
 struct delivery;
+struct reports;
 
 struct agent {
     struct ev_loop *loop;
@@ -79,6 +80,7 @@ struct agent {
     struct db_queue *queue;
     struct maillog *log;
     struct delivery *delivery;
+    struct reports *reports; /* TLS reporting (RFC 8460) */
     struct listener *listener;
     struct control *control;
     struct agent_counters stats;

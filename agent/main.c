@@ -9,6 +9,7 @@
 #include "datadir.h"
 #include "db_factory.h"
 #include "delivery.h"
+#include "reports.h"
 #include "diag.h"
 #include "listener.h"
 
@@ -537,6 +538,11 @@ static int run_agent(struct agent *a)
         agent_log(a, MAILLOG_CRITICAL, "Cannot start delivery: %s", err);
         goto out;
     }
+    a->reports = reports_new(a, err, sizeof err);
+    if (!a->reports) {
+        agent_log(a, MAILLOG_CRITICAL, "Cannot start TLS reporting: %s", err);
+        goto out;
+    }
     if (!ev_timer_add(a->loop, CONFIG_POLL_MS, config_tick, a)) {
         agent_log(a, MAILLOG_CRITICAL, "Out of memory");
         goto out;
@@ -549,6 +555,7 @@ static int run_agent(struct agent *a)
         status = 0;
 
 out:
+    reports_free(a->reports);
     if (a->delivery)
         delivery_free(a->delivery);
     if (a->control)
