@@ -403,12 +403,20 @@ out:
         db_queue_message_free(&loaded);
 }
 
-/* Recipients that failed without a final answer from a server (or with a 4xx): deferred, or
- * bounced when the profile's retries or lifetime are used up. code is "000" for failures that
- * are not a server's reply. */
-static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
-                       const struct db_queue_msg *msg, struct rcpt *r, size_t n, bool permanent,
-                       const char *status, const char *code, const char *reason, const char *remote)
+/* Why one recipient failed. code is the server's reply code, "000" when no server said it. */
+struct failure {
+    bool permanent; /* a 5xx or a DNS hard error: bounce now */
+    const char *status;
+    const char *code;
+    const char *reason;
+};
+
+/* Failed recipients (r[i] failed as f[i]): permanent ones bounce; the others are deferred, or
+ * bounced when the profile's retries or lifetime are used up. One DSN per message for the
+ * recipients that bounced, when the profile asks for it. */
+static void fail_rcpts_v(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
+                         const struct db_queue_msg *msg, struct rcpt *r, const struct failure *f,
+                         size_t n, const char *remote)
 {
     if (n == 0)
         return;
@@ -419,17 +427,20 @@ static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t d
     const char **st = xcalloc(n, sizeof *st);
     const char **dg = xcalloc(n, sizeof *dg);
     for (size_t i = 0; i < n; i++) {
+        const char *status = f[i].status, *code = f[i].code, *reason = f[i].reason;
+        /* the text kept as the recipient's last error and put in a DSN's Diagnostic-Code */
+        bool reply = strcmp(code, "000") != 0;
         out[i].mid = r[i].mid;
         out[i].rid = r[i].rid;
         out[i].when = now;
         const char *cat = category(status);
-        if (permanent) {
+        if (f[i].permanent) {
             out[i].kind = DB_QUEUE_OUT_BOUNCED;
             bounced[i] = true;
             agent_log(d->a, MAILLOG_INFO,
                       "Bounced: DCID %lld MID %lld to RID %d - %s - %s ('%s', ['%s'])",
                       (long long)dcid, (long long)r[i].mid, r[i].rid, status, cat, code, reason);
-            snprintf(texts[i], sizeof texts[i], "%s %s", status, reason);
+            snprintf(texts[i], sizeof texts[i], "%s %s", reply ? code : status, reason);
             st[i] = status;
         } else {
             long wait = 0;
@@ -442,8 +453,8 @@ static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t d
                           "Bounced: DCID %lld MID %lld to RID %d - 5.4.7 - Delivery expired "
                           "(message too old) ('%s', ['%s %s'])",
                           (long long)dcid, (long long)r[i].mid, r[i].rid, code, status, reason);
-                snprintf(texts[i], sizeof texts[i], "5.4.7 delivery expired; last error: %s %s",
-                         status, reason);
+                snprintf(texts[i], sizeof texts[i], "delivery expired; last error: %s %s",
+                         reply ? code : status, reason);
                 st[i] = "5.4.7";
             } else {
                 out[i].kind = DB_QUEUE_OUT_DEFERRED;
@@ -452,7 +463,7 @@ static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t d
                           "Delayed: DCID %lld MID %lld to RID %d - %s - %s ('%s', ['%s'])",
                           (long long)dcid, (long long)r[i].mid, r[i].rid, status, cat, code,
                           reason);
-                snprintf(texts[i], sizeof texts[i], "%s %s", status, reason);
+                snprintf(texts[i], sizeof texts[i], "%s %s", reply ? code : status, reason);
             }
         }
         out[i].reason = texts[i];
@@ -492,6 +503,20 @@ static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t d
     free(bounced);
     free(st);
     free(dg);
+}
+
+/* The same failure for every recipient in r. */
+static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
+                       const struct db_queue_msg *msg, struct rcpt *r, size_t n, bool permanent,
+                       const char *status, const char *code, const char *reason, const char *remote)
+{
+    if (n == 0)
+        return;
+    struct failure *f = xcalloc(n, sizeof *f);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (struct failure){permanent, status, code, reason};
+    fail_rcpts_v(d, b, dcid, msg, r, f, n, remote);
+    free(f);
 }
 
 /* ---- connections ---- */
@@ -913,6 +938,11 @@ static void conn_message_sent(struct conn *c)
     size_t nout = 0;
     char remote[MX_NAME_MAX];
     snprintf(remote, sizeof remote, "%s", c->mx.targets[c->ti].host);
+    struct rcpt *bad = xcalloc(c->nbatch, sizeof *bad);
+    struct failure *why = xcalloc(c->nbatch, sizeof *why);
+    char(*codes)[8] = xcalloc(c->nbatch, sizeof *codes);
+    char(*statuses)[16] = xcalloc(c->nbatch, sizeof *statuses);
+    size_t nbad = 0;
     for (size_t i = 0; i < c->nbatch; i++) {
         const struct smtpc_reply *r = &c->replies[i];
         const struct smtpc_reply *fr = r;
@@ -924,14 +954,18 @@ static void conn_message_sent(struct conn *c)
             ok[nok++] = c->batch[i];
             continue;
         }
-        char code[8];
-        snprintf(code, sizeof code, "%03d", fr->code);
-        char status[16];
-        snprintf(status, sizeof status, "%s",
+        snprintf(codes[nbad], sizeof codes[nbad], "%03d", fr->code % 1000);
+        snprintf(statuses[nbad], sizeof statuses[nbad], "%s",
                  fr->enh[0] ? fr->enh : (fr->code / 100 == 5 ? "5.0.0" : "4.0.0"));
-        fail_rcpts(d, &c->bounce, c->dcid, &c->msg, &c->batch[i], 1, fr->code / 100 == 5, status,
-                   code, fr->text, remote);
+        why[nbad] = (struct failure){fr->code / 100 == 5, statuses[nbad], codes[nbad], fr->text};
+        bad[nbad++] = c->batch[i];
     }
+    /* one call: the bounced recipients of this message share one DSN */
+    fail_rcpts_v(d, &c->bounce, c->dcid, &c->msg, bad, why, nbad, remote);
+    free(bad);
+    free(why);
+    free(codes);
+    free(statuses);
     if (nok > 0) {
         char rids[256];
         rid_list(ok, nok, rids, sizeof rids);
