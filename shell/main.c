@@ -28,6 +28,8 @@ const struct sh_command sh_commands[] = {
     {"certconfig", "Configure certificates and certificate authorities.", sh_cmd_certconfig},
     {"clear", "Clear changes made since the last commit.", sh_cmd_clear},
     {"commit", "Commit changes.", sh_cmd_commit},
+    {"daneverify", "Check a domain's DNSSEC, TLSA records and DANE TLS live, step by step.",
+     sh_cmd_daneverify},
     {"delivernow", "Retry deferred mail now (needs the agent).", sh_cmd_delivernow},
     {"destconfig", "Configure destination controls (TLS, DANE, MTA STS, limits).",
      sh_cmd_destconfig},

@@ -136,6 +136,7 @@ enum sh_rc sh_cmd_certconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_destconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_dig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_commit(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_clear(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_rollbackconfig(struct sh *sh, int argc, char **argv);

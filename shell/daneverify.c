@@ -1,0 +1,325 @@
+/* daneverify.c - `daneverify <domain>` (cli.md §6): the DNSSEC, TLSA and TLS checks DANE makes
+ * for a domain (delivery-policy.md §4), one line per step, then `DANE SUCCESS for <domain>` or
+ * `DANE FAILED for <domain>` (an error line: the session's exit status becomes 1).
+ *
+ * It uses what delivery uses: the committed resolvers (cfg_dns.h; `secure` is the AD bit of a
+ * trusted resolver), mxresolve.h for the MX hosts and their addresses in delivery order, dane.h
+ * for the choice of usable TLSA records, and smtp_client.h, which hands the records to OpenSSL's
+ * DANE API, on a private event loop. The check is the one DANE would make for every host whatever
+ * the destination's DANE setting: a domain passes when one of its hosts presents a certificate
+ * that a secure, usable TLSA record authenticates. Nothing is sent: each connection ends with
+ * QUIT once TLS is decided.
+ *
+ * The failure steps (docs/guide-diagnostics.md lists them all) keep the appliance's shape:
+ *   BOGUS MX record found for <domain>                       (SERVFAIL from a trusted resolver)
+ *   MX lookup failed for <domain>: <reason>                   (timeout, NXDOMAIN, null MX, ...)
+ *   No MX record found for <domain>: using its address records (implicit MX)
+ *   INSECURE TLSA record found for MX(<mx>) in <domain>       (TLSA in an unsigned zone: ignored)
+ *   BOGUS TLSA record found for MX(<mx>) in <domain>          (TLSA lookup SERVFAIL)
+ *   TLSA lookup failed for MX(<mx>) in <domain>: <status>     (timeout, other errors)
+ *   No TLSA record found for MX(<mx>) in <domain>              (NODATA / NXDOMAIN)
+ *   No usable TLSA record for MX(<mx>) in <domain>             (only usages 0 and 1, bad lengths)
+ *   STARTTLS is not offered by <mx>.
+ *   TLS handshake failed: <reason>
+ *   Certificate verification failed: no TLSA record matches the certificate
+ *   TLS connection failed <domain>.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "cfg_dns.h"
+#include "cfg_snapshot.h"
+#include "dane.h"
+#include "dns.h"
+#include "mxresolve.h"
+#include "sh.h"
+#include "smtp_client.h"
+#include "strbuf.h"
+#include "tlspolicy.h"
+
+#define DV_TIMEOUT_MS 15000
+
+struct dv {
+    struct sh *sh;
+    struct ev_loop *loop;
+    bool done;
+    enum smtpc_event ev;
+    bool connected;
+    const char *addr;
+    struct strbuf tlsa_line; /* the TLSA step's line(s), printed once connected */
+    struct mx_result mx;
+};
+
+static void mx_done(struct mx_result *r, void *arg)
+{
+    struct dv *d = arg;
+    mx_result_move(&d->mx, r);
+    d->done = true;
+}
+
+static void conn_event(struct smtpc *c, enum smtpc_event ev, void *arg)
+{
+    struct dv *d = arg;
+    if (ev == SMTPC_CONNECTED) {
+        d->connected = true;
+        sh_printf(d->sh, "Connected to %s from interface %s.\n", d->addr,
+                  smtpc_info(c)->local_addr);
+        sh_printf(d->sh, "%s", sb_str(&d->tlsa_line));
+        return;
+    }
+    d->ev = ev;
+    d->done = true;
+}
+
+/* Runs the loop until the pending step is done; false when interrupted. */
+static bool run_until_done(struct dv *d)
+{
+    d->done = false;
+    while (!d->done && !sh_interrupted())
+        if (ev_run_once(d->loop, 200) < 0)
+            break;
+    return d->done;
+}
+
+static struct cfg_snapshot *committed_snapshot(struct sh *sh)
+{
+    int64_t version = 0;
+    struct db_units units = {0};
+    if (db_cfg_latest(sh->db, &version) != DB_OK || db_cfg_load(sh->db, version, &units) != DB_OK)
+        return NULL;
+    struct cfg_unit_ref *refs = xcalloc(units.n ? units.n : 1, sizeof *refs);
+    for (size_t i = 0; i < units.n; i++) {
+        refs[i].kind = units.v[i].kind;
+        refs[i].name = units.v[i].name;
+        refs[i].body = units.v[i].body;
+    }
+    struct cfg_snapshot *s = cfg_snapshot_build(version, refs, units.n);
+    free(refs);
+    db_units_free(&units);
+    return s;
+}
+
+/* The TLSA step of one host: looks the RRset up, writes its line into line, and fills h's DANE
+ * slots. Returns true when secure, usable records authenticate the next connection. tlsa keeps
+ * the records h points into. */
+static bool tlsa_step(const struct dns_config *cfg, const char *domain, const struct mx_target *m,
+                      struct dns_answer *tlsa, struct tlspol_host *h, struct strbuf *line)
+{
+    char qname[MX_NAME_MAX + 16];
+    snprintf(qname, sizeof qname, "_25._tcp.%s", m->host);
+    dns_resolve(cfg, qname, DNS_T_TLSA, tlsa);
+    if (tlsa->status == DNS_SERVFAIL) {
+        /* A validating resolver answers SERVFAIL for data whose signatures do not verify. */
+        sb_printf(line, "BOGUS TLSA record found for MX(%s) in %s\n", m->host, domain);
+        return false;
+    }
+    if (dns_status_temporary(tlsa->status) || tlsa->status == DNS_BADNAME) {
+        sb_printf(line, "TLSA lookup failed for MX(%s) in %s: %s\n", m->host, domain,
+                  tlsa->detail[0] ? tlsa->detail : dns_status_name(tlsa->status));
+        return false;
+    }
+    if (tlsa->status != DNS_OK || tlsa->nrr == 0) {
+        sb_printf(line, "No TLSA record found for MX(%s) in %s\n", m->host, domain);
+        return false;
+    }
+    /* An insecure MX RRset does not stop DANE when the host's own records are signed
+     * (RFC 7672 §2.2.1): that is the Opportunistic decision of dane.c. */
+    struct dane_facts f = {.mode = CFG_DANE_OPPORTUNISTIC,
+                           .mx_secure = m->mx_secure,
+                           .addr_secure = m->addr_secure,
+                           .tlsa = tlsa};
+    char reason[256];
+    dane_decide(&f, h, reason, sizeof reason);
+    bool secure = tlsa->secure && m->addr_secure;
+    sb_printf(line, "%s TLSA record found for MX(%s) in %s\n", secure ? "SECURE" : "INSECURE",
+              m->host, domain);
+    if (secure && h->dane != TLSPOL_DANE_AUTH)
+        sb_printf(line, "No usable TLSA record for MX(%s) in %s\n", m->host, domain);
+    return h->dane == TLSPOL_DANE_AUTH;
+}
+
+/* One address: TLSA, connect, STARTTLS with the records. Returns true on DANE success. */
+static bool try_addr(struct dv *d, const struct dns_config *cfg, SSL_CTX *ctx, const char *domain,
+                     const struct mx_target *m, bool *interrupted)
+{
+    struct sh *sh = d->sh;
+    struct dns_answer tlsa;
+    memset(&tlsa, 0, sizeof tlsa);
+    struct tlspol_host h;
+    tlspol_host_init(&h, CFG_TLS_REQUIRED_VERIFY, domain, m->host, m->literal, false);
+    /* STARTTLS needs the records, so the lookup comes first; its line is printed once the
+     * connection stands, in the appliance's order. */
+    sb_reset(&d->tlsa_line);
+    bool usable = tlsa_step(cfg, domain, m, &tlsa, &h, &d->tlsa_line);
+
+    sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
+    char helo[256], err[256];
+    sh_hostname(sh, helo, sizeof helo);
+    struct smtpc_params p = {.addr = m->addr, .port = m->port, .helo = helo, .ctx = ctx};
+    p.timeouts.connect = p.timeouts.greeting = p.timeouts.ehlo = DV_TIMEOUT_MS;
+    p.timeouts.starttls = p.timeouts.handshake = DV_TIMEOUT_MS;
+    if (usable) {
+        p.starttls = true;
+        p.sni = m->literal ? NULL : m->host;
+        p.dane_base = h.dane_base;
+        p.dane_host = m->host;
+        p.tlsa = h.tlsa;
+        p.ntlsa = h.ntlsa;
+    }
+    d->connected = false;
+    d->addr = m->addr;
+    bool ok = false;
+    struct smtpc *c = smtpc_open(d->loop, &p, conn_event, d, err, sizeof err);
+    if (!c) {
+        sh_printf(sh, "Connection to %s failed: %s\n", m->addr, err);
+        goto out;
+    }
+    if (!run_until_done(d)) {
+        *interrupted = true;
+        goto out;
+    }
+    const struct smtpc_info *in = smtpc_info(c);
+    if (!d->connected) {
+        sh_printf(sh, "Connection to %s failed: %s\n", m->addr, in->detail);
+        goto out;
+    }
+    if (!usable)
+        goto out;
+    sh_printf(sh, "Checking TLS connection.\n");
+    if (d->ev == SMTPC_FAILED && in->error == SMTPC_ERR_TLS) {
+        sh_printf(sh, "TLS handshake failed: %s\n", in->tls.error);
+    } else if (d->ev == SMTPC_FAILED) {
+        sh_printf(sh, "Connection to %s failed: %s\n", m->addr, in->detail);
+    } else if (!in->tls.established) {
+        if (in->tls.refused)
+            sh_printf(sh, "STARTTLS was refused by %s: %d %s\n", m->host, in->last.code,
+                      in->last.text);
+        else
+            sh_printf(sh, "STARTTLS is not offered by %s.\n", m->host);
+    } else {
+        sh_printf(sh, "TLS connection established: protocol %s, cipher %s.\n", in->tls.protocol,
+                  in->tls.cipher);
+        if (in->tls.dane_ok && in->tls.verify_result == X509_V_OK) {
+            sh_printf(sh, "Certificate verification successful\n");
+            ok = true;
+        } else {
+            sh_printf(sh, "Certificate verification failed: no TLSA record matches the "
+                          "certificate\n");
+        }
+    }
+    sh_printf(sh, "TLS connection %s %s.\n", ok ? "succeeded" : "failed", domain);
+out:
+    if (c && d->done && d->ev == SMTPC_READY) {
+        smtpc_quit(c);
+        run_until_done(d);
+    }
+    smtpc_free(c);
+    dns_answer_clear(&tlsa);
+    return ok;
+}
+
+/* The MX step failed: say how, as the appliance words it. */
+static void mx_failed(struct sh *sh, const struct dns_config *cfg, const char *domain,
+                      const struct mx_result *mx)
+{
+    struct dns_answer a;
+    dns_resolve(cfg, domain, DNS_T_MX, &a);
+    if (a.status == DNS_SERVFAIL)
+        sh_printf(sh, "BOGUS MX record found for %s\n", domain);
+    else
+        sh_printf(sh, "MX lookup failed for %s: %s\n", domain, mx->reason);
+    dns_answer_clear(&a);
+}
+
+enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
+{
+    if (argc != 2) {
+        sh_error(sh, "Usage: daneverify <domain>");
+        return SH_OK;
+    }
+    char domain[CFG_DOMAIN_MAX + 3];
+    if (!cfg_domain_normalize(argv[1], domain, sizeof domain) || domain[0] == '.' ||
+        domain[0] == '[') {
+        sh_error(sh, "%s is not a valid domain.", argv[1]);
+        return SH_OK;
+    }
+    struct cfg_snapshot *snap = committed_snapshot(sh);
+    if (!snap) {
+        sh_error(sh, "Cannot read the committed configuration: %s", db_cfg_error(sh->db));
+        return SH_OK;
+    }
+    struct dv d = {.sh = sh, .tlsa_line = STRBUF_INIT};
+    d.loop = ev_loop_new();
+    struct cfg_dns dc;
+    cfg_dns_decode(cfg_snapshot_unit(snap, CFG_KIND_DNS, CFG_UNIT_DNS), &dc);
+    struct dns_config cfg;
+    cfg_dns_config(&dc, NULL, &cfg);
+    struct dns_resolver *r = NULL;
+    SSL_CTX *ctx = NULL;
+    char err[256];
+    bool ok = false, interrupted = false;
+    if (!d.loop || dns_resolver_new(d.loop, &cfg, &r, err, sizeof err) != 0) {
+        sh_error(sh, "Cannot start the resolver: %s", d.loop ? err : "out of memory");
+        goto out;
+    }
+    ctx = smtpc_ctx_from_config(snap, err, sizeof err);
+    if (!ctx) {
+        sh_error(sh, "Cannot set up TLS: %s", err);
+        goto out;
+    }
+    struct cfg_dest eff;
+    cfg_snapshot_dest(snap, domain, &eff, NULL);
+    if (!mx_resolve(d.loop, r, domain, eff.ip_sort, 25, mx_done, &d)) {
+        sh_error(sh, "Cannot look up %s: out of memory", domain);
+        goto out;
+    }
+    if (!run_until_done(&d)) {
+        interrupted = true;
+        goto out;
+    }
+    if (d.mx.status != MX_OK) {
+        mx_failed(sh, &cfg, domain, &d.mx);
+        goto verdict;
+    }
+    size_t last_host = (size_t)-1;
+    for (size_t i = 0; i < d.mx.ntargets && !ok && !interrupted; i++) {
+        const struct mx_target *m = &d.mx.targets[i];
+        if (m->host_index != last_host) {
+            if (d.mx.implicit)
+                sh_printf(sh,
+                          "No MX record found for %s: using its address records (implicit "
+                          "MX)\n",
+                          domain);
+            else
+                sh_printf(sh, "%s MX record(%s) found for %s\n",
+                          d.mx.mx_secure ? "SECURE" : "INSECURE", m->host, domain);
+            last_host = m->host_index;
+        }
+        sh_printf(sh, "%s %s record (%s) found for MX(%s) in %s\n",
+                  m->addr_secure ? "SECURE" : "INSECURE", m->family == AF_INET ? "A" : "AAAA",
+                  m->addr, m->host, domain);
+        ok = try_addr(&d, &cfg, ctx, domain, m, &interrupted);
+    }
+verdict:
+    if (interrupted)
+        goto out;
+    if (ok)
+        sh_printf(sh, "DANE SUCCESS for %s\n", domain);
+    else
+        sh_error(sh, "DANE FAILED for %s", domain);
+out:
+    if (interrupted)
+        sh_printf(sh, "Interrupted.\n");
+    mx_result_clear(&d.mx);
+    sb_free(&d.tlsa_line);
+    if (ctx)
+        SSL_CTX_free(ctx);
+    if (r)
+        dns_resolver_free(r);
+    if (d.loop)
+        ev_loop_free(d.loop);
+    cfg_snapshot_unref(snap);
+    return interrupted ? SH_ABORT : SH_OK;
+}
