@@ -140,8 +140,10 @@ enum tlspol_action tlspol_event(struct tlspol_host *h, enum tlspol_event ev, boo
     h->status[0] = h->reason[0] = '\0';
     switch (ev) {
     case TLSPOL_EV_NO_STARTTLS:
+        /* An enforced MTA-STS policy makes every failure on a listed host 4.7.5 (§3). */
         if (h->required)
-            return fail(h, "4.7.4", "STARTTLS not offered by %s%s", h->host, "");
+            return fail(h, h->sts == TLSPOL_STS_ENFORCE ? "4.7.5" : "4.7.4",
+                        "STARTTLS not offered by %s%s", h->host, "");
         return TLSPOL_GO_PLAIN;
     case TLSPOL_EV_STARTTLS_REFUSED:
         /* Before the server's 220 the session is still usable in the clear. */

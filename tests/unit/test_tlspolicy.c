@@ -141,6 +141,12 @@ static void test_slots(void)
     T_EQ_STR(h.names[0], "mx1.example.com");
     T_EQ_INT(tlspol_event(&h, TLSPOL_EV_HANDSHAKE_FAILED, false, "x"), TLSPOL_HOST_FAILED);
     T_EQ_INT(tlspol_event(&h, TLSPOL_EV_NO_STARTTLS, false, "x"), TLSPOL_HOST_FAILED);
+    T_EQ_STR(h.status, "4.7.5"); /* §3: every failure of a listed host is 4.7.5 */
+
+    tlspol_host_init(&h, CFG_TLS_REQUIRED, "example.com", "mx1.example.com", false, false);
+    tlspol_plan(&h);
+    T_EQ_INT(tlspol_event(&h, TLSPOL_EV_NO_STARTTLS, false, "x"), TLSPOL_HOST_FAILED);
+    T_EQ_STR(h.status, "4.7.4"); /* the option alone: 4.7.4 (§2) */
 
     tlspol_host_init(&h, CFG_TLS_PREFERRED, "example.com", "mx9.example.com", false, false);
     h.sts = TLSPOL_STS_ENFORCE;
