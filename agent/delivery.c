@@ -16,6 +16,13 @@
  * - Each outcome is recorded in the queue; deferrals get their next attempt from the bounce
  *   profile, and become bounces when retries or the time in queue run out. Hard bounces get a
  *   DSN (dsn.h), queued as a new message from the null sender, when the profile asks for one.
+ * - MTA-STS (§3) and DANE (§4): before the first host of a domain whose settings say MTA STS On,
+ *   the connection asks the agent's MTA-STS engine (sts_engine.h: single flight, so the
+ *   recipients of one domain share one lookup) and waits for its callback. Per MX host, DANE's
+ *   TLSA lookup (when dane_wants_tlsa() says so) and dane_decide() come first; a host DANE
+ *   authenticates is not subject to MTA-STS. Then tlspol_plan() turns both into the host's TLS
+ *   plan. Routed domains and the agent's own TLS report messages get neither.
+ * - Every delivery connection's TLS outcome is counted for TLS reporting (reports.h).
  * Everything is logged with the lines of mail-logs.md. */
 #include "delivery.h"
 
@@ -29,10 +36,17 @@
 #include "cfg_bounce.h"
 #include "cfg_dns.h"
 #include "cfg_route.h"
+#include "dane.h"
+#include "db_stscache.h"
+#include "db_stsengine.h"
 #include "dsn.h"
 #include "mxresolve.h"
+#include "reports.h"
 #include "smtp_client.h"
+#include "sts_engine.h"
+#include "tlscert.h"
 #include "tlspolicy.h"
+#include "tlsrpt.h"
 
 #define CLAIM_BATCH 500
 #define MAX_WAITING 20000 /* recipients held in memory before claiming more */
@@ -46,6 +60,7 @@ struct rcpt {
     int attempts;
     int64_t received;
     char *addr;
+    signed char report; /* the message is one of our TLS reports: -1 not known yet */
 };
 
 struct dest {
@@ -67,6 +82,17 @@ struct ipcount {
 };
 
 enum conn_state { C_RESOLVING, C_CONNECTING, C_READY, C_SENDING, C_QUITTING };
+
+/* One MTA-STS engine and its fetcher, made for one fetch configuration (CA lists, proxy,
+ * timeout, resolver). A new configuration makes a new one; the old one lives on while a
+ * connection still waits on it, and is freed from a timer (never inside its own callback). */
+struct stseng {
+    struct stseng *next;
+    struct sts_engine *e;
+    struct sts_fetcher *f;
+    char *key;
+    int refs; /* connections waiting on it */
+};
 
 struct conn {
     struct conn *next, *prev;
@@ -107,6 +133,20 @@ struct conn {
     bool tls_only_failures; /* every host failed for a TLS reason (the Critical alert) */
     bool ip_capped;         /* an address was passed over: its per-IP limit was reached */
     int hosts_tried;
+    /* MTA-STS and DANE (§3, §4) */
+    bool report;        /* carries our TLS reports: neither MTA-STS nor DANE */
+    bool sts_want;      /* MTA STS On: ask the engine before the first host */
+    enum cfg_dane dane; /* the effective DANE setting (No when routed) */
+    struct stseng *eng; /* the engine a pending lookup waits on (a reference) */
+    struct sts_wait *sts_wait;
+    struct sts_result sts; /* the policy that applies (mode none when none) */
+    bool have_sts;
+    int sts_skipped;    /* hosts an enforce policy left out */
+    size_t logged_host; /* host_index + 1 of the last host whose skip was logged */
+    struct dns_query *tlsa_q;
+    struct dns_answer tlsa[MX_MAX_HOSTS]; /* per host_index; the plan points into them */
+    bool tlsa_done[MX_MAX_HOSTS];
+    int64_t next_dcid; /* taken before connecting, for the lines logged before the connection */
 };
 
 struct delivery {
@@ -123,6 +163,11 @@ struct delivery {
     size_t nretired;
     SSL_CTX *ctx;
     int64_t ctx_version;
+    struct db_stscache *stscache; /* <data>/stscache.db, opened on first use */
+    bool stscache_failed;
+    struct stseng *eng;      /* current */
+    struct stseng *old_engs; /* replaced, freed when nobody waits on them */
+    struct ev_timer *eng_timer;
     bool draining;
     void (*drain_done)(void *arg);
     void *drain_arg;
@@ -133,6 +178,7 @@ struct delivery {
 
 static void dispatch(struct delivery *d, struct dest *ds);
 static void conn_next_target(struct conn *c);
+static void conn_sts_cancel(struct conn *c);
 static void conn_end(struct conn *c);
 static void conn_take_message(struct conn *c);
 
@@ -234,6 +280,7 @@ static void dest_push(struct dest *ds, const struct db_queue_rcpt *r)
     x->attempts = r->attempts;
     x->received = r->received;
     x->addr = xstrdup(r->addr);
+    x->report = -1;
 }
 
 /* Takes every waiting recipient of the first waiting message (at most max). */
@@ -409,6 +456,7 @@ struct failure {
     const char *status;
     const char *code;
     const char *reason;
+    const char *cat; /* the words after the status; NULL: from the status */
 };
 
 /* Failed recipients (r[i] failed as f[i]): permanent ones bounce; the others are deferred, or
@@ -433,7 +481,7 @@ static void fail_rcpts_v(struct delivery *d, const struct cfg_bounce *b, int64_t
         out[i].mid = r[i].mid;
         out[i].rid = r[i].rid;
         out[i].when = now;
-        const char *cat = category(status);
+        const char *cat = f[i].cat ? f[i].cat : category(status);
         if (f[i].permanent) {
             out[i].kind = DB_QUEUE_OUT_BOUNCED;
             bounced[i] = true;
@@ -505,18 +553,26 @@ static void fail_rcpts_v(struct delivery *d, const struct cfg_bounce *b, int64_t
     free(dg);
 }
 
-/* The same failure for every recipient in r. */
-static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
-                       const struct db_queue_msg *msg, struct rcpt *r, size_t n, bool permanent,
-                       const char *status, const char *code, const char *reason, const char *remote)
+/* The same failure for every recipient in r; cat NULL: the words from the status. */
+static void fail_rcpts_cat(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
+                           const struct db_queue_msg *msg, struct rcpt *r, size_t n, bool permanent,
+                           const char *status, const char *code, const char *reason,
+                           const char *remote, const char *cat)
 {
     if (n == 0)
         return;
     struct failure *f = xcalloc(n, sizeof *f);
     for (size_t i = 0; i < n; i++)
-        f[i] = (struct failure){permanent, status, code, reason};
+        f[i] = (struct failure){permanent, status, code, reason, cat};
     fail_rcpts_v(d, b, dcid, msg, r, f, n, remote);
     free(f);
+}
+
+static void fail_rcpts(struct delivery *d, const struct cfg_bounce *b, int64_t dcid,
+                       const struct db_queue_msg *msg, struct rcpt *r, size_t n, bool permanent,
+                       const char *status, const char *code, const char *reason, const char *remote)
+{
+    fail_rcpts_cat(d, b, dcid, msg, r, n, permanent, status, code, reason, remote, NULL);
 }
 
 /* ---- connections ---- */
@@ -572,6 +628,13 @@ static void conn_end(struct conn *c)
     bool capped = c->ip_capped && c->hosts_tried == 0;
     if (c->lookup)
         mx_cancel(c->lookup);
+    conn_sts_cancel(c);
+    if (c->tlsa_q)
+        dns_query_cancel(c->tlsa_q);
+    for (size_t i = 0; i < MX_MAX_HOSTS; i++)
+        if (c->tlsa_done[i])
+            dns_answer_clear(&c->tlsa[i]);
+    sts_result_release(&c->sts);
     conn_drop_smtp(c);
     if (c->nbatch) {
         /* a message in flight when the connection ended without an answer: back to the queue */
@@ -619,7 +682,8 @@ static void conn_no_hosts_left(struct conn *c)
                   c->dest->domain, reason);
     struct rcpt *r;
     size_t n = dest_take_all(d, c->dest, &r);
-    fail_rcpts(d, &c->bounce, c->last_dcid, NULL, r, n, false, status, "000", reason, NULL);
+    fail_rcpts_cat(d, &c->bounce, c->last_dcid, NULL, r, n, false, status, "000", reason, NULL,
+                   c->last_cat[0] ? c->last_cat : NULL);
     rcpts_free(r, n);
     conn_end(c);
 }
@@ -629,6 +693,7 @@ static void host_failed(struct conn *c, const char *status, const char *reason, 
 {
     snprintf(c->last_status, sizeof c->last_status, "%s", status);
     snprintf(c->last_reason, sizeof c->last_reason, "%s", reason);
+    c->last_cat[0] = '\0';
     if (!tls)
         c->tls_only_failures = false;
     c->hosts_tried++;
@@ -668,9 +733,210 @@ static void conn_connect(struct conn *c)
         host_failed(c, "4.4.1", err, false);
         return;
     }
-    c->dcid = agent_next_id(d->a, DB_QUEUE_DCID);
+    c->dcid = c->next_dcid ? c->next_dcid : agent_next_id(d->a, DB_QUEUE_DCID);
+    c->next_dcid = 0;
     c->last_dcid = c->dcid;
     d->connections++;
+}
+
+/* ---- MTA-STS and DANE per host (§3, §4) ---- */
+
+static bool sts_applies(const struct conn *c)
+{
+    return c->sts.policy && (c->sts.mode == STS_MODE_ENFORCE || c->sts.mode == STS_MODE_TESTING);
+}
+
+/* The policy as RFC 8460's policy-string wants it (one line per element, '\n' between) and its
+ * mx patterns. */
+static void sts_policy_lines(const struct sts_pol *p, struct strbuf *policy, struct strbuf *mx)
+{
+    sb_printf(policy, "version: STSv1\nmode: %s", sts_mode_name(p->mode));
+    for (const char *m = sts_pol_mx_first(p); m; m = sts_pol_mx_next(p, m)) {
+        sb_printf(policy, "\nmx: %s", m);
+        sb_printf(mx, "%s%s", mx->len ? "\n" : "", m);
+    }
+    sb_printf(policy, "\nmax_age: %u", (unsigned)p->max_age);
+}
+
+/* Counts one session of this connection's host for TLS reporting (RFC 8460). */
+static void conn_report(struct conn *c, enum tlsrpt_result result, const char *detail)
+{
+    struct delivery *d = c->d;
+    if (!d->a->reports || c->report || c->ti >= c->mx.ntargets)
+        return;
+    const struct mx_target *t = &c->mx.targets[c->ti];
+    struct strbuf policy = STRBUF_INIT, mx = STRBUF_INIT;
+    enum tlsrpt_policy_type type = TLSRPT_POLICY_NONE;
+    if (c->plan.dane == TLSPOL_DANE_AUTH || c->plan.dane == TLSPOL_DANE_NOAUTH) {
+        type = TLSRPT_POLICY_TLSA;
+        for (size_t i = 0; i < c->plan.ntlsa; i++) {
+            const struct tlspol_tlsa *r = &c->plan.tlsa[i];
+            sb_printf(&policy, "%s%u %u %u ", i ? "\n" : "", r->usage, r->selector, r->mtype);
+            for (size_t k = 0; k < r->len; k++)
+                sb_printf(&policy, "%02x", r->data[k]);
+        }
+    } else if (c->plan.sts != TLSPOL_STS_NONE && sts_applies(c)) {
+        type = TLSRPT_POLICY_STS;
+        sts_policy_lines(c->sts.policy, &policy, &mx);
+    }
+    const struct smtpc_info *in = c->sc ? smtpc_info(c->sc) : NULL;
+    struct db_tlsrpt_session s = {
+        .domain = c->dest->domain,
+        .type = type,
+        .policy_string = sb_str(&policy),
+        .mx_hosts = sb_str(&mx),
+        .result = result,
+        .sending_ip = result != TLSRPT_SUCCESS && in && in->local_addr[0] ? in->local_addr : NULL,
+        .receiving_mx = t->host,
+        .receiving_ip = t->addr,
+        .detail = result != TLSRPT_SUCCESS && detail ? detail : "",
+        .count = 1,
+    };
+    reports_session(d->a->reports, &s);
+    sb_free(&policy);
+    sb_free(&mx);
+}
+
+/* The TLS-RPT result type of a certificate check that failed. */
+static enum tlsrpt_result cert_result(const struct conn *c, bool chain_ok, long verify)
+{
+    if (c->plan.dane == TLSPOL_DANE_AUTH)
+        return TLSRPT_VALIDATION_FAILURE;
+    if (chain_ok)
+        return TLSRPT_CERT_HOST_MISMATCH;
+    if (verify == X509_V_ERR_CERT_HAS_EXPIRED || verify == X509_V_ERR_CERT_NOT_YET_VALID)
+        return TLSRPT_CERT_EXPIRED;
+    return TLSRPT_CERT_NOT_TRUSTED;
+}
+
+/* The outcome of an enforced MTA-STS policy on this host, in the seeds' words. */
+static void sts_log_outcome(struct conn *c, bool ok, const char *reason)
+{
+    if (c->plan.sts != TLSPOL_STS_ENFORCE)
+        return;
+    if (ok)
+        agent_log(c->d->a, MAILLOG_INFO, "MTA-STS policy for the domain (%s) Successful.",
+                  c->dest->domain);
+    else
+        agent_log(c->d->a, MAILLOG_INFO, "MTA-STS policy for the domain (%s) Failed: %s",
+                  c->dest->domain, reason);
+}
+
+/* Testing mode: what an enforce policy would have said about this session, logged and counted;
+ * the mail goes as the TLS option decided. */
+static void sts_testing_check(struct conn *c, const struct smtpc_info *in, X509 *cert)
+{
+    if (c->plan.sts != TLSPOL_STS_TESTING)
+        return;
+    const struct mx_target *t = &c->mx.targets[c->ti];
+    struct tlspol_host shadow = c->plan;
+    shadow.sts = TLSPOL_STS_ENFORCE;
+    shadow.sts_skip = false;
+    shadow.dane = TLSPOL_DANE_NONE;
+    tlspol_plan(&shadow);
+    char reason[300] = "";
+    enum tlsrpt_result res = TLSRPT_SUCCESS;
+    if (!sts_pol_allows_mx(c->sts.policy, t->host)) {
+        snprintf(reason, sizeof reason, "%.250s does not match the policy", t->host);
+        res = TLSRPT_VALIDATION_FAILURE;
+    } else if (!in->tls.established) {
+        snprintf(reason, sizeof reason, "STARTTLS not offered by %.250s", t->host);
+        res = TLSRPT_STARTTLS_NOT_SUPPORTED;
+    } else {
+        bool chain_ok = in->tls.verify_result == X509_V_OK, name_ok = false;
+        if (!tlspol_check_cert(&shadow, cert, chain_ok, &name_ok, NULL)) {
+            if (chain_ok && !name_ok)
+                snprintf(reason, sizeof reason, "certificate does not match MX host %.250s",
+                         t->host);
+            else
+                snprintf(reason, sizeof reason, "verify error: %.250s", in->tls.verify_error);
+            res = cert_result(c, chain_ok, in->tls.verify_result);
+        }
+    }
+    if (res == TLSRPT_SUCCESS) {
+        agent_log(c->d->a, MAILLOG_INFO,
+                  "MTA-STS policy for the domain (%s) Successful (testing mode).", c->dest->domain);
+    } else {
+        agent_log(c->d->a, MAILLOG_INFO,
+                  "MTA-STS policy for the domain (%s) Failed (testing mode, delivering anyway): "
+                  "%s",
+                  c->dest->domain, reason);
+    }
+    conn_report(c, res, reason);
+}
+
+static void tlsa_done(struct dns_answer *ans, void *arg);
+
+/* Decides DANE and MTA-STS for target t into c->plan (before tlspol_plan). Returns false when
+ * a TLSA lookup was started: the target is taken up again from its callback. */
+static bool conn_plan_security(struct conn *c, const struct mx_target *t)
+{
+    struct delivery *d = c->d;
+    if (c->routed || c->report)
+        return true;
+    if ((c->dane == CFG_DANE_OPPORTUNISTIC || c->dane == CFG_DANE_MANDATORY) && !t->literal) {
+        size_t hi = t->host_index;
+        /* an implicit MX stands on the domain's own address records (RFC 7672 §2.2.1) */
+        bool mx_secure = c->mx.implicit ? t->addr_secure : t->mx_secure;
+        bool known = hi < MX_MAX_HOSTS && c->tlsa_done[hi];
+        if (!known && hi < MX_MAX_HOSTS && dane_wants_tlsa(c->dane, mx_secure, t->addr_secure)) {
+            char qname[MX_NAME_MAX + 16];
+            snprintf(qname, sizeof qname, "_25._tcp.%s", t->host);
+            c->tlsa_q = dns_query(d->resolver, qname, DNS_T_TLSA, tlsa_done, c);
+            if (c->tlsa_q)
+                return false;
+            /* out of memory: a failed lookup, which fails the host */
+            c->tlsa[hi].status = DNS_ERROR;
+            c->tlsa_done[hi] = true;
+            known = true;
+        }
+        struct dane_facts f = {
+            .mode = c->dane,
+            .mx_secure = mx_secure,
+            .addr_secure = t->addr_secure,
+            .tlsa = known ? &c->tlsa[hi] : NULL,
+        };
+        char reason[400];
+        dane_decide(&f, &c->plan, reason, sizeof reason);
+        if (c->plan.dane == TLSPOL_DANE_FAILED) {
+            if (c->logged_host != hi + 1)
+                agent_log(d->a, MAILLOG_INFO, "DCID 0 DANE FAILED for %s: %s", t->host, reason);
+            enum tlsrpt_result res = TLSRPT_DANE_REQUIRED;
+            if (known &&
+                (dns_status_temporary(c->tlsa[hi].status) || c->tlsa[hi].status == DNS_BADNAME))
+                res = TLSRPT_DNSSEC_INVALID;
+            if (c->logged_host != hi + 1) {
+                conn_report(c, res, reason);
+                c->logged_host = hi + 1;
+            }
+            return true;
+        }
+        if (c->plan.dane != TLSPOL_DANE_AUTH) {
+            /* the line names the connection that follows */
+            c->next_dcid = agent_next_id(d->a, DB_QUEUE_DCID);
+            agent_log(d->a, MAILLOG_INFO, "DCID %lld DANE: %s", (long long)c->next_dcid, reason);
+        }
+    }
+    if (sts_applies(c) && c->plan.dane != TLSPOL_DANE_AUTH) {
+        bool listed = sts_pol_allows_mx(c->sts.policy, t->host);
+        if (c->sts.mode == STS_MODE_ENFORCE) {
+            c->plan.sts = TLSPOL_STS_ENFORCE;
+            c->plan.sts_skip = !listed;
+        } else {
+            c->plan.sts = TLSPOL_STS_TESTING;
+        }
+    }
+    return true;
+}
+
+static void tlsa_done(struct dns_answer *ans, void *arg)
+{
+    struct conn *c = arg;
+    c->tlsa_q = NULL;
+    size_t hi = c->mx.targets[c->ti].host_index;
+    dns_answer_move(&c->tlsa[hi], ans);
+    c->tlsa_done[hi] = true;
+    conn_next_target(c);
 }
 
 static void conn_next_target(struct conn *c)
@@ -686,11 +952,22 @@ static void conn_next_target(struct conn *c)
             }
         }
         tlspol_host_init(&c->plan, c->eff.tls, c->dest->domain, t->host, t->literal, c->routed);
-        /* MTA-STS (§3) and DANE (§4) set c->plan.sts / .dane / .tlsa here when they land. */
+        if (!conn_plan_security(c, t))
+            return; /* waiting for the TLSA answer */
         tlspol_plan(&c->plan);
         if (c->plan.skip) {
-            snprintf(c->last_status, sizeof c->last_status, "%s", c->plan.status);
-            snprintf(c->last_reason, sizeof c->last_reason, "%s", c->plan.reason);
+            if (c->plan.sts == TLSPOL_STS_ENFORCE && c->plan.sts_skip) {
+                c->sts_skipped++;
+                if (c->logged_host != t->host_index + 1)
+                    agent_log(c->d->a, MAILLOG_INFO,
+                              "DCID 0 MTA-STS: skipping %s, not listed in the policy", t->host);
+            }
+            c->logged_host = t->host_index + 1;
+            if (c->hosts_tried == 0) {
+                snprintf(c->last_status, sizeof c->last_status, "%s", c->plan.status);
+                snprintf(c->last_reason, sizeof c->last_reason, "%s", c->plan.reason);
+                c->last_cat[0] = '\0';
+            }
             continue;
         }
         conn_connect(c);
@@ -702,7 +979,209 @@ static void conn_next_target(struct conn *c)
         conn_end(c);
         return;
     }
+    if (c->hosts_tried == 0 && c->sts_skipped > 0 && c->last_status[0] &&
+        strstr(c->last_reason, "does not match the policy")) {
+        /* an enforce policy left every host out (and DANE authenticated none of them) */
+        snprintf(c->last_status, sizeof c->last_status, "4.7.5");
+        snprintf(c->last_reason, sizeof c->last_reason, "no MX host of %.300s matches its policy",
+                 c->dest->domain);
+        snprintf(c->last_cat, sizeof c->last_cat, "MTA-STS");
+        agent_log(c->d->a, MAILLOG_INFO, "MTA-STS policy for the domain (%s) Failed: %s",
+                  c->dest->domain, c->last_reason);
+    }
     conn_no_hosts_left(c);
+}
+
+/* ---- the MTA-STS engine ---- */
+
+static void eng_log(void *arg, enum sts_log_level level, const char *text)
+{
+    struct delivery *d = arg;
+    agent_log(d->a, (enum maillog_level)level, "%s", text);
+}
+
+static void stseng_free(struct stseng *x)
+{
+    if (x->e)
+        sts_engine_free(x->e);
+    if (x->f)
+        sts_fetcher_free(x->f);
+    free(x->key);
+    free(x);
+}
+
+/* Frees the replaced engines nobody waits on (from a timer: never inside their callbacks). */
+static void eng_reap(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    struct delivery *d = arg;
+    d->eng_timer = NULL;
+    for (struct stseng **pp = &d->old_engs; *pp;) {
+        struct stseng *x = *pp;
+        if (x->refs > 0) {
+            pp = &x->next;
+            continue;
+        }
+        *pp = x->next;
+        stseng_free(x);
+    }
+}
+
+static void eng_reap_soon(struct delivery *d)
+{
+    if (d->old_engs && !d->eng_timer)
+        d->eng_timer = ev_timer_add(d->a->loop, 0, eng_reap, d);
+}
+
+static char *read_text_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f)
+        return NULL;
+    struct strbuf sb = STRBUF_INIT;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sb_append_len(&sb, buf, n);
+    fclose(f);
+    *len = sb.len;
+    return sb.buf;
+}
+
+/* The engine for the fetch configuration of snapshot s and resolver r: the CA lists of
+ * certconfig CERTAUTHORITY, the SETUP proxy, --sts-fetch-timeout. NULL when none can be made
+ * (logged): the domain then goes without MTA-STS for this attempt. */
+static struct stseng *stseng_for(struct delivery *d, const struct cfg_snapshot *s,
+                                 struct dns_resolver *r)
+{
+    char err[256];
+    if (!d->stscache && !d->stscache_failed) {
+        if (db_stscache_open(d->a->opt.datadir, &d->stscache, err, sizeof err) != DB_OK) {
+            agent_log(d->a, MAILLOG_WARNING,
+                      "MTA-STS policy cache cannot be opened (%s); policies are kept in memory",
+                      err);
+            d->stscache = NULL;
+            d->stscache_failed = true;
+        }
+    }
+    struct cert_ca_cfg ca;
+    cert_ca_decode(cfg_snapshot_unit(s, CFG_KIND_CERT, CFG_UNIT_CA), &ca);
+    const struct cfg_setup *setup = cfg_snapshot_setup(s);
+    const char *proxy = setup ? setup->sts_proxy : "";
+    const char *custom = ca.custom_enabled && ca.custom ? ca.custom : "";
+    struct strbuf key = STRBUF_INIT;
+    sb_printf(&key, "%p|%d|%s|%d|%d|", (void *)r, d->a->opt.sts_fetch_timeout, proxy,
+              ca.system_enabled, ca.custom_enabled);
+    sb_append(&key, custom);
+    if (d->eng && strcmp(d->eng->key, sb_str(&key)) == 0) {
+        sb_free(&key);
+        cert_ca_free(&ca);
+        return d->eng;
+    }
+    /* The trusted CAs: the system bundle as a file (libcurl caches it) unless the custom list is
+     * on, then both lists joined in memory. */
+    struct sts_fetch_config fc = {
+        .proxy = proxy,
+        .timeout_s = (unsigned)d->a->opt.sts_fetch_timeout,
+    };
+    struct strbuf pem = STRBUF_INIT;
+    if (custom[0]) {
+        if (ca.system_enabled) {
+            size_t len;
+            char *sys = read_text_file(CERT_SYSTEM_BUNDLE, &len);
+            if (sys)
+                sb_append_len(&pem, sys, len);
+            free(sys);
+        }
+        sb_append(&pem, "\n");
+        sb_append(&pem, custom);
+        fc.ca_pem = sb_str(&pem);
+        fc.ca_pem_len = pem.len;
+    } else if (ca.system_enabled) {
+        fc.ca_file = CERT_SYSTEM_BUNDLE;
+    }
+    struct stseng *x = xcalloc(1, sizeof *x);
+    x->key = xstrdup(sb_str(&key));
+    sb_free(&key);
+    int rc = sts_fetcher_new(d->a->loop, r, &fc, &x->f, err, sizeof err);
+    sb_free(&pem);
+    cert_ca_free(&ca);
+    if (rc != 0) {
+        agent_log(d->a, MAILLOG_WARNING, "MTA-STS policy fetcher cannot be set up: %s", err);
+        stseng_free(x);
+        return d->eng;
+    }
+    struct sts_engine_config ec = {
+        .loop = d->a->loop,
+        .log = eng_log,
+        .log_arg = d,
+        .log_level = (enum sts_log_level)d->a->opt.log_level,
+    };
+    sts_engine_io_live(&ec.io, r, x->f);
+    if (d->stscache)
+        db_stsengine_store(d->stscache, &ec.store);
+    if (sts_engine_new(&ec, &x->e, err, sizeof err) != 0) {
+        agent_log(d->a, MAILLOG_WARNING, "MTA-STS engine cannot be set up: %s", err);
+        stseng_free(x);
+        return d->eng;
+    }
+    if (d->eng) {
+        d->eng->next = d->old_engs;
+        d->old_engs = d->eng;
+        eng_reap_soon(d);
+    }
+    d->eng = x;
+    return x;
+}
+
+static void conn_sts_cancel(struct conn *c)
+{
+    if (c->sts_wait)
+        sts_engine_cancel(c->eng->e, c->sts_wait);
+    c->sts_wait = NULL;
+    if (c->eng) {
+        c->eng->refs--;
+        c->eng = NULL;
+        eng_reap_soon(c->d);
+    }
+}
+
+/* The policy is known: the hosts may be tried. */
+static void conn_sts_ready(struct conn *c)
+{
+    c->have_sts = true;
+    c->ti = 0;
+    conn_next_target(c);
+}
+
+static void sts_cb(struct sts_result *res, void *arg)
+{
+    struct conn *c = arg;
+    c->sts_wait = NULL;
+    c->sts = *res; /* the reference moves to the connection */
+    conn_sts_cancel(c);
+    conn_sts_ready(c);
+}
+
+static void conn_sts_lookup(struct conn *c)
+{
+    struct delivery *d = c->d;
+    struct stseng *x = stseng_for(d, c->snap, d->resolver);
+    if (!x) {
+        conn_sts_ready(c);
+        return;
+    }
+    struct sts_wait *w = NULL;
+    int rc = sts_engine_lookup(x->e, c->dest->domain, &c->sts, sts_cb, c, &w);
+    if (rc == STS_ENGINE_PENDING) {
+        c->eng = x;
+        x->refs++;
+        c->sts_wait = w;
+        return;
+    }
+    conn_sts_ready(c);
 }
 
 static void mx_done(struct mx_result *res, void *arg)
@@ -713,6 +1192,10 @@ static void mx_done(struct mx_result *res, void *arg)
     mx_result_move(&c->mx, res);
     if (c->mx.status == MX_OK) {
         c->ti = 0;
+        if (c->sts_want && !c->have_sts) {
+            conn_sts_lookup(c);
+            return;
+        }
         conn_next_target(c);
         return;
     }
@@ -781,6 +1264,21 @@ static SSL_CTX *ctx_for(struct delivery *d, const struct cfg_snapshot *s)
     return d->ctx;
 }
 
+/* Whether r's message is one of the agent's TLS reports (looked up once, kept in r). */
+static bool rcpt_is_report(struct delivery *d, struct rcpt *r)
+{
+    if (r->report < 0) {
+        struct db_queue_msg m = {0};
+        char err[256];
+        r->report = 0;
+        if (db_queue_message(d->a->queue, r->mid, &m, err, sizeof err) == DB_OK) {
+            r->report = reports_is_report(m.icid, m.data, m.size) ? 1 : 0;
+            db_queue_message_free(&m);
+        }
+    }
+    return r->report > 0;
+}
+
 static void conn_start(struct delivery *d, struct dest *ds)
 {
     struct conn *c = xcalloc(1, sizeof *c);
@@ -827,6 +1325,16 @@ static void conn_start(struct delivery *d, struct dest *ds)
         c->lookup =
             mx_resolve_route(d->a->loop, r, rh, (size_t)hosts.n, c->eff.ip_sort, mx_done, c);
     } else {
+        /* §3, §4: a routed domain gets neither; our TLS reports are never held back by them */
+        bool tls = c->eff.tls != CFG_TLS_NO && c->eff.tls != CFG_TLS_DEFAULT;
+        c->dane = tls ? c->eff.dane : CFG_DANE_NO;
+        c->sts_want = tls && c->eff.sts == CFG_STS_ON;
+        if ((c->sts_want || c->dane == CFG_DANE_OPPORTUNISTIC || c->dane == CFG_DANE_MANDATORY) &&
+            dest_waiting(ds) > 0 && rcpt_is_report(d, &ds->wait[ds->wait_head])) {
+            c->report = true;
+            c->sts_want = false;
+            c->dane = CFG_DANE_NO;
+        }
         c->lookup = mx_resolve(d->a->loop, r, ds->domain, c->eff.ip_sort, 25, mx_done, c);
     }
 }
@@ -880,6 +1388,15 @@ static void conn_take_message(struct conn *c)
             c->dest->win_timer = ev_timer_add(d->a->loop, (uint64_t)(left > 0 ? left : 1) * 1000,
                                               win_timer_cb, c->dest);
         }
+        conn_quit(c);
+        return;
+    }
+    if ((c->report || c->sts_want || c->dane == CFG_DANE_OPPORTUNISTIC ||
+         c->dane == CFG_DANE_MANDATORY) &&
+        dest_waiting(c->dest) > 0 &&
+        rcpt_is_report(d, &c->dest->wait[c->dest->wait_head]) != c->report) {
+        /* the next message needs the other kind of connection (with or without MTA-STS and
+         * DANE): this one ends, a new one decides again */
         conn_quit(c);
         return;
     }
@@ -957,7 +1474,8 @@ static void conn_message_sent(struct conn *c)
         snprintf(codes[nbad], sizeof codes[nbad], "%03d", fr->code % 1000);
         snprintf(statuses[nbad], sizeof statuses[nbad], "%s",
                  fr->enh[0] ? fr->enh : (fr->code / 100 == 5 ? "5.0.0" : "4.0.0"));
-        why[nbad] = (struct failure){fr->code / 100 == 5, statuses[nbad], codes[nbad], fr->text};
+        why[nbad] =
+            (struct failure){fr->code / 100 == 5, statuses[nbad], codes[nbad], fr->text, NULL};
         bad[nbad++] = c->batch[i];
     }
     /* one call: the bounced recipients of this message share one DSN */
@@ -996,6 +1514,45 @@ static void conn_message_sent(struct conn *c)
     c->msgs++;
     c->state = C_READY;
     conn_take_message(c);
+}
+
+/* After the TLS decision on a connection: the DANE and MTA-STS lines, the testing-mode check,
+ * the TLS-RPT count. */
+static void conn_tls_outcome(struct conn *c, enum tlspol_action act, const struct smtpc_info *in)
+{
+    struct delivery *d = c->d;
+    const struct mx_target *t = &c->mx.targets[c->ti];
+    bool failed = act == TLSPOL_HOST_FAILED;
+    X509 *cert = in->tls.established ? smtpc_peer_cert(c->sc) : NULL;
+    bool chain_ok = in->tls.verify_result == X509_V_OK;
+    if (c->plan.dane == TLSPOL_DANE_AUTH && in->tls.established) {
+        if (!failed)
+            agent_log(d->a, MAILLOG_INFO, "DCID %lld DANE SUCCESS for %s (TLSA %s)",
+                      (long long)c->dcid, t->host,
+                      in->tls.dane_match[0] ? in->tls.dane_match : "?");
+        else
+            agent_log(d->a, MAILLOG_INFO,
+                      "DCID %lld DANE FAILED for %s: no TLSA record matches the certificate",
+                      (long long)c->dcid, t->host);
+    }
+    if (c->plan.sts == TLSPOL_STS_TESTING && c->sts.policy) {
+        sts_testing_check(c, in, cert);
+        return;
+    }
+    sts_log_outcome(c, !failed, c->plan.reason);
+    if (!c->plan.starttls)
+        return; /* TLS No: nothing was tried, nothing to report */
+    enum tlsrpt_result res = TLSRPT_SUCCESS;
+    if (!in->tls.established) {
+        if (!failed && c->plan.dane == TLSPOL_DANE_NONE && c->plan.sts == TLSPOL_STS_NONE &&
+            c->no_starttls)
+            return; /* the Preferred fallback: its failed handshake was counted already */
+        res = in->tls.offered && !in->tls.refused ? TLSRPT_VALIDATION_FAILURE
+                                                  : TLSRPT_STARTTLS_NOT_SUPPORTED;
+    } else if (failed) {
+        res = cert_result(c, chain_ok, in->tls.verify_result);
+    }
+    conn_report(c, res, failed ? c->plan.reason : in->tls.verify_error);
 }
 
 /* Greeting, EHLO and TLS are done: apply §2. */
@@ -1063,6 +1620,7 @@ static void conn_ready(struct conn *c)
                       "DCID %lld STARTTLS not offered by %s; delivering in the clear (%s)", dcid,
                       t->host, cfg_tls_label(c->plan.option));
     }
+    conn_tls_outcome(c, act, in);
     if (act == TLSPOL_HOST_FAILED) {
         host_failed(c, c->plan.status, c->plan.reason, true);
         return;
@@ -1088,6 +1646,7 @@ static void conn_failed(struct conn *c)
         enum tlspol_action act =
             tlspol_event(&c->plan, TLSPOL_EV_HANDSHAKE_FAILED, false, in->tls.error);
         if (act == TLSPOL_RETRY_PLAIN) {
+            conn_report(c, TLSRPT_VALIDATION_FAILURE, in->tls.error);
             agent_log(d->a, MAILLOG_INFO,
                       "DCID %lld TLS failed after STARTTLS; retrying %s without TLS (Preferred)",
                       (long long)c->dcid, t->host);
@@ -1099,6 +1658,8 @@ static void conn_failed(struct conn *c)
         agent_log(d->a, MAILLOG_INFO,
                   "DCID %lld TLS was required but could not be successfully negotiated",
                   (long long)c->dcid);
+        sts_log_outcome(c, false, c->plan.reason);
+        conn_report(c, TLSRPT_VALIDATION_FAILURE, c->plan.reason);
         host_failed(c, c->plan.status, c->plan.reason, true);
         return;
     }
@@ -1403,6 +1964,17 @@ void delivery_free(struct delivery *d)
         d->ips = x->next;
         free(x);
     }
+    if (d->eng_timer)
+        ev_timer_cancel(d->a->loop, d->eng_timer);
+    while (d->old_engs) {
+        struct stseng *x = d->old_engs;
+        d->old_engs = x->next;
+        stseng_free(x);
+    }
+    if (d->eng)
+        stseng_free(d->eng);
+    if (d->stscache)
+        db_stscache_close(d->stscache);
     if (d->resolver)
         dns_resolver_free(d->resolver);
     for (size_t i = 0; i < d->nretired; i++)
