@@ -227,6 +227,24 @@ enum sh_rc sh_menu(struct sh *sh, const struct sh_verb *verbs, int n, int *choic
     }
 }
 
+enum sh_rc sh_menu_run(struct sh *sh, void (*before)(struct sh *sh), const struct sh_verb *verbs,
+                       int n)
+{
+    for (;;) {
+        if (before)
+            before(sh);
+        int choice;
+        enum sh_rc rc = sh_menu(sh, verbs, n, &choice);
+        if (rc == SH_EMPTY)
+            return SH_OK;
+        if (rc != SH_OK)
+            return rc;
+        /* SH_EMPTY from an operation: it was abandoned or refused; show the menu again. */
+        if (verbs[choice].run(sh) == SH_ABORT)
+            return SH_ABORT;
+    }
+}
+
 bool sh_valid_domain(const char *in, char *out, size_t outlen, char *err, size_t errlen)
 {
     if (cfg_domain_normalize(in, out, outlen))

@@ -273,29 +273,21 @@ static enum sh_rc op_delete(struct sh *sh)
 }
 
 static const struct sh_verb verbs[] = {
-    {"NEW", "Create a new bounce profile."},
-    {"EDIT", "Modify a bounce profile."},
-    {"DELETE", "Remove a bounce profile."},
+    {"NEW", "Create a new bounce profile.", op_new},
+    {"EDIT", "Modify a bounce profile.", op_edit},
+    {"DELETE", "Remove a bounce profile.", op_delete},
 };
 
-static enum sh_rc (*const ops[])(struct sh *) = {op_new, op_edit, op_delete};
+static void status(struct sh *sh)
+{
+    sh_printf(sh, "\nBounce profiles:\n1. %s\n", CFG_BOUNCE_DEFAULT);
+    struct list_ctx lc = {sh, 1};
+    db_session_each(sh->session, CFG_KIND_BOUNCE, list_one, &lc);
+}
 
 enum sh_rc sh_cmd_bounceconfig(struct sh *sh, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    for (;;) {
-        sh_printf(sh, "\nBounce profiles:\n1. %s\n", CFG_BOUNCE_DEFAULT);
-        struct list_ctx lc = {sh, 1};
-        db_session_each(sh->session, CFG_KIND_BOUNCE, list_one, &lc);
-        int choice;
-        enum sh_rc rc = sh_menu(sh, verbs, (int)(sizeof verbs / sizeof verbs[0]), &choice);
-        if (rc == SH_EMPTY)
-            return SH_OK;
-        if (rc != SH_OK)
-            return rc;
-        rc = ops[choice](sh);
-        if (rc == SH_ABORT)
-            return rc;
-    }
+    return sh_menu_run(sh, status, verbs, (int)(sizeof verbs / sizeof verbs[0]));
 }

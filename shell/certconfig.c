@@ -414,12 +414,11 @@ static enum sh_rc op_delete(struct sh *sh)
 }
 
 static const struct sh_verb cert_verbs[] = {
-    {"IMPORT", "Import a certificate from a local PKCS#12 file"},
-    {"PASTE", "Paste a certificate into the CLI"},
-    {"PRINT", "Display a certificate"},
-    {"DELETE", "Delete a certificate"},
+    {"IMPORT", "Import a certificate from a local PKCS#12 file", op_import},
+    {"PASTE", "Paste a certificate into the CLI", op_paste},
+    {"PRINT", "Display a certificate", op_print},
+    {"DELETE", "Delete a certificate", op_delete},
 };
-static enum sh_rc (*const cert_ops[])(struct sh *) = {op_import, op_paste, op_print, op_delete};
 
 /* ---- certificate authorities ---- */
 
@@ -644,85 +643,58 @@ static enum sh_rc op_system_print(struct sh *sh)
 }
 
 static const struct sh_verb custom_verbs[] = {
-    {"ENABLE", "Enable the custom certificate authority list"},
-    {"DISABLE", "Disable the custom certificate authority list"},
-    {"IMPORT", "Import a custom certificate authority list"},
-    {"EXPORT", "Export the custom certificate authority list"},
-    {"PRINT", "Display the custom certificate authority list"},
-    {"DELETE", "Remove a certificate authority from the list"},
-};
-static enum sh_rc (*const custom_ops[])(struct sh *) = {
-    op_custom_enable, op_custom_disable, op_custom_import,
-    op_custom_export, op_custom_print,   op_custom_delete,
+    {"ENABLE", "Enable the custom certificate authority list", op_custom_enable},
+    {"DISABLE", "Disable the custom certificate authority list", op_custom_disable},
+    {"IMPORT", "Import a custom certificate authority list", op_custom_import},
+    {"EXPORT", "Export the custom certificate authority list", op_custom_export},
+    {"PRINT", "Display the custom certificate authority list", op_custom_print},
+    {"DELETE", "Remove a certificate authority from the list", op_custom_delete},
 };
 
 static const struct sh_verb system_verbs[] = {
-    {"ENABLE", "Enable the system certificate authority list"},
-    {"DISABLE", "Disable the system certificate authority list"},
-    {"PRINT", "Display the system certificate authority list"},
+    {"ENABLE", "Enable the system certificate authority list", op_system_enable},
+    {"DISABLE", "Disable the system certificate authority list", op_system_disable},
+    {"PRINT", "Display the system certificate authority list", op_system_print},
 };
-static enum sh_rc (*const system_ops[])(struct sh *) = {op_system_enable, op_system_disable,
-                                                        op_system_print};
 
 /* ---- menus ---- */
-
-/* Runs a menu until an empty answer (SH_OK: back to the parent) or an abandon (SH_ABORT). before
- * prints what stands above the menu each time (the list table, the state lines). */
-static enum sh_rc run_menu(struct sh *sh, void (*before)(struct sh *), const struct sh_verb *verbs,
-                           enum sh_rc (*const *ops)(struct sh *), int n)
-{
-    for (;;) {
-        if (before)
-            before(sh);
-        int choice;
-        enum sh_rc rc = sh_menu(sh, verbs, n, &choice);
-        if (rc == SH_EMPTY)
-            return SH_OK;
-        if (rc != SH_OK)
-            return rc;
-        /* SH_EMPTY from an operation: it was abandoned or refused; show the menu again. */
-        if (ops[choice](sh) == SH_ABORT)
-            return SH_ABORT;
-    }
-}
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static enum sh_rc menu_certificate(struct sh *sh)
 {
-    return run_menu(sh, list_profiles, cert_verbs, cert_ops, N_OF(cert_verbs));
+    return sh_menu_run(sh, list_profiles, cert_verbs, N_OF(cert_verbs));
 }
 
 static enum sh_rc menu_custom(struct sh *sh)
 {
-    return run_menu(sh, ca_states, custom_verbs, custom_ops, N_OF(custom_verbs));
+    return sh_menu_run(sh, ca_states, custom_verbs, N_OF(custom_verbs));
 }
 
 static enum sh_rc menu_system(struct sh *sh)
 {
-    return run_menu(sh, ca_states, system_verbs, system_ops, N_OF(system_verbs));
+    return sh_menu_run(sh, ca_states, system_verbs, N_OF(system_verbs));
 }
 
 static const struct sh_verb ca_verbs[] = {
-    {"CUSTOM", "Manage Custom Certificate Authorities"},
-    {"SYSTEM", "Manage System Certificate Authorities"},
+    {"CUSTOM", "Manage Custom Certificate Authorities", menu_custom},
+    {"SYSTEM", "Manage System Certificate Authorities", menu_system},
 };
-static enum sh_rc (*const ca_ops[])(struct sh *) = {menu_custom, menu_system};
 
 static enum sh_rc menu_certauthority(struct sh *sh)
 {
-    return run_menu(sh, ca_states, ca_verbs, ca_ops, N_OF(ca_verbs));
+    return sh_menu_run(sh, ca_states, ca_verbs, N_OF(ca_verbs));
 }
 
 static const struct sh_verb top_verbs[] = {
-    {"CERTIFICATE", "Import, Create a request, Edit or Remove Certificate Profiles"},
-    {"CERTAUTHORITY", "Manage System and Customized Authorities"},
+    {"CERTIFICATE", "Import, Create a request, Edit or Remove Certificate Profiles",
+     menu_certificate},
+    {"CERTAUTHORITY", "Manage System and Customized Authorities", menu_certauthority},
 };
-static enum sh_rc (*const top_ops[])(struct sh *) = {menu_certificate, menu_certauthority};
 
 enum sh_rc sh_cmd_certconfig(struct sh *sh, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    return run_menu(sh, NULL, top_verbs, top_ops, N_OF(top_verbs));
+    return sh_menu_run(sh, NULL, top_verbs, N_OF(top_verbs));
 }

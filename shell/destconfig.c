@@ -756,37 +756,26 @@ static enum sh_rc op_setup(struct sh *sh)
 /* ---- the menu ---- */
 
 static const struct sh_verb verbs[] = {
-    {"SETUP", "Change global settings."},
-    {"NEW", "Create a new entry."},
-    {"EDIT", "Modify an entry."},
-    {"DELETE", "Remove an entry."},
-    {"DEFAULT", "Change the default."},
-    {"LIST", "Display a summary list of all entries."},
-    {"DETAIL", "Display details for one destination or all entries."},
-    {"CLEAR", "Remove all entries."},
-    {"IMPORT", "Import tables from a file."},
-    {"EXPORT", "Export tables to a file."},
+    {"SETUP", "Change global settings.", op_setup},
+    {"NEW", "Create a new entry.", op_new},
+    {"EDIT", "Modify an entry.", op_edit},
+    {"DELETE", "Remove an entry.", op_delete},
+    {"DEFAULT", "Change the default.", op_default},
+    {"LIST", "Display a summary list of all entries.", op_list},
+    {"DETAIL", "Display details for one destination or all entries.", op_detail},
+    {"CLEAR", "Remove all entries.", op_clear},
+    {"IMPORT", "Import tables from a file.", op_import},
+    {"EXPORT", "Export tables to a file.", op_export},
 };
 
-static enum sh_rc (*const ops[])(struct sh *) = {
-    op_setup, op_new,    op_edit,  op_delete, op_default,
-    op_list,  op_detail, op_clear, op_import, op_export,
-};
+static void status(struct sh *sh)
+{
+    sh_printf(sh, "\nThere are currently %zu entries configured.\n", count_entries(sh));
+}
 
 enum sh_rc sh_cmd_destconfig(struct sh *sh, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    for (;;) {
-        sh_printf(sh, "\nThere are currently %zu entries configured.\n", count_entries(sh));
-        int choice;
-        enum sh_rc rc = sh_menu(sh, verbs, (int)(sizeof verbs / sizeof verbs[0]), &choice);
-        if (rc == SH_EMPTY)
-            return SH_OK;
-        if (rc != SH_OK)
-            return rc;
-        rc = ops[choice](sh);
-        if (rc == SH_ABORT)
-            return rc;
-    }
+    return sh_menu_run(sh, status, verbs, (int)(sizeof verbs / sizeof verbs[0]));
 }

@@ -173,30 +173,22 @@ static enum sh_rc op_setup(struct sh *sh)
 }
 
 static const struct sh_verb verbs[] = {
-    {"NEW", "Add a DNS server."},
-    {"EDIT", "Modify a DNS server."},
-    {"DELETE", "Remove a DNS server."},
-    {"SETUP", "Change the timeout and number of tries."},
+    {"NEW", "Add a DNS server.", op_new},
+    {"EDIT", "Modify a DNS server.", op_edit},
+    {"DELETE", "Remove a DNS server.", op_delete},
+    {"SETUP", "Change the timeout and number of tries.", op_setup},
 };
 
-static enum sh_rc (*const ops[])(struct sh *) = {op_new, op_edit, op_delete, op_setup};
+static void show(struct sh *sh)
+{
+    struct cfg_dns d;
+    load(sh, &d);
+    status(sh, &d);
+}
 
 enum sh_rc sh_cmd_dnsconfig(struct sh *sh, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    for (;;) {
-        struct cfg_dns d;
-        load(sh, &d);
-        status(sh, &d);
-        int choice;
-        enum sh_rc rc = sh_menu(sh, verbs, (int)(sizeof verbs / sizeof verbs[0]), &choice);
-        if (rc == SH_EMPTY)
-            return SH_OK;
-        if (rc != SH_OK)
-            return rc;
-        rc = ops[choice](sh);
-        if (rc == SH_ABORT)
-            return rc;
-    }
+    return sh_menu_run(sh, show, verbs, (int)(sizeof verbs / sizeof verbs[0]));
 }

@@ -93,10 +93,16 @@ enum sh_rc sh_ask_text(struct sh *sh, const char *text, const char *def, sh_vali
 struct sh_verb {
     const char *verb;
     const char *help;
+    enum sh_rc (*run)(struct sh *sh); /* the operation (sh_menu_run) */
 };
 /* Asks once per bad answer until a verb is chosen (its index in *choice) or the answer is empty
  * (SH_EMPTY: leave the menu). */
 enum sh_rc sh_menu(struct sh *sh, const struct sh_verb *verbs, int n, int *choice);
+/* A command's menu, as every appliance menu behaves: before (may be NULL) prints the status lines
+ * above it, the chosen verb's operation runs, and the menu comes back, until an empty answer
+ * (SH_OK: back to the parent) or an abandon (SH_ABORT). */
+enum sh_rc sh_menu_run(struct sh *sh, void (*before)(struct sh *sh), const struct sh_verb *verbs,
+                       int n);
 /* Prints text, then reads lines up to one holding only "." (a pasted PEM block): SH_OK with *out
  * (the lines joined with "\n", the caller's to free), or SH_ABORT. */
 enum sh_rc sh_read_block(struct sh *sh, const char *text, char **out);

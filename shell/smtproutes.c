@@ -251,33 +251,23 @@ static enum sh_rc op_export(struct sh *sh)
 }
 
 static const struct sh_verb verbs[] = {
-    {"NEW", "Create a new route."},
-    {"EDIT", "Edit destinations of an existing route."},
-    {"DELETE", "Remove a route."},
-    {"PRINT", "Display all routes."},
-    {"CLEAR", "Remove all routes."},
-    {"IMPORT", "Import new routes from a file."},
-    {"EXPORT", "Export all routes to a file."},
+    {"NEW", "Create a new route.", op_new},
+    {"EDIT", "Edit destinations of an existing route.", op_edit},
+    {"DELETE", "Remove a route.", op_delete},
+    {"PRINT", "Display all routes.", op_print},
+    {"CLEAR", "Remove all routes.", op_clear},
+    {"IMPORT", "Import new routes from a file.", op_import},
+    {"EXPORT", "Export all routes to a file.", op_export},
 };
 
-static enum sh_rc (*const ops[])(struct sh *) = {
-    op_new, op_edit, op_delete, op_print, op_clear, op_import, op_export,
-};
+static void status(struct sh *sh)
+{
+    sh_printf(sh, "\nThere are currently %zu routes configured.\n", count_routes(sh));
+}
 
 enum sh_rc sh_cmd_smtproutes(struct sh *sh, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    for (;;) {
-        sh_printf(sh, "\nThere are currently %zu routes configured.\n", count_routes(sh));
-        int choice;
-        enum sh_rc rc = sh_menu(sh, verbs, (int)(sizeof verbs / sizeof verbs[0]), &choice);
-        if (rc == SH_EMPTY)
-            return SH_OK;
-        if (rc != SH_OK)
-            return rc;
-        rc = ops[choice](sh);
-        if (rc == SH_ABORT)
-            return rc;
-    }
+    return sh_menu_run(sh, status, verbs, (int)(sizeof verbs / sizeof verbs[0]));
 }

@@ -160,7 +160,7 @@ static void test_text(void)
 static void test_menu(void)
 {
     struct sh sh;
-    static const struct sh_verb verbs[] = {{"NEW", "Create."}, {"LIST", "Show."}};
+    static const struct sh_verb verbs[] = {{"NEW", "Create.", NULL}, {"LIST", "Show.", NULL}};
     int c = -1;
     feed(&sh, "frob\nlist\n\n");
     enum sh_rc rc = sh_menu(&sh, verbs, 2, &c);
@@ -176,6 +176,50 @@ static void test_menu(void)
     T_EQ_STR(out, sb_str(&want));
     sb_free(&want);
     free(out);
+}
+
+static int runs_new, runs_list, shown;
+
+static enum sh_rc run_new(struct sh *sh)
+{
+    (void)sh;
+    runs_new++;
+    return SH_OK;
+}
+
+static enum sh_rc run_list(struct sh *sh)
+{
+    (void)sh;
+    runs_list++;
+    return SH_EMPTY; /* an abandoned operation shows the menu again */
+}
+
+static void before(struct sh *sh)
+{
+    sh_printf(sh, "Status %d.\n", ++shown);
+}
+
+static void test_menu_run(void)
+{
+    struct sh sh;
+    static const struct sh_verb verbs[] = {{"NEW", "Create.", run_new},
+                                           {"LIST", "Show.", run_list}};
+    feed(&sh, "new\nLIST\nnew\n\n");
+    enum sh_rc rc = sh_menu_run(&sh, before, verbs, 2);
+    char *out = captured();
+    T_EQ_INT(rc, SH_OK);
+    T_EQ_INT(runs_new, 2);
+    T_EQ_INT(runs_list, 1);
+    T_EQ_INT(shown, 4);
+    T_CHECK(strstr(out, "Status 4.\n\nChoose the operation you want to perform:\n") != NULL);
+    free(out);
+
+    /* The end of input inside the menu abandons the command. */
+    feed(&sh, "new\n");
+    rc = sh_menu_run(&sh, NULL, verbs, 2);
+    free(captured());
+    T_EQ_INT(rc, SH_ABORT);
+    T_EQ_INT(runs_new, 3);
 }
 
 static void test_eof(void)
@@ -203,6 +247,7 @@ int main(void)
     test_list();
     test_text();
     test_menu();
+    test_menu_run();
     test_eof();
     unlink(in_path);
     unlink(out_path);
