@@ -49,7 +49,12 @@ struct sts_fetch {
     struct sts_fetch *done_next; /* local completion queue */
     sts_fetch_cb cb;
     void *arg;
-    char host[STS_NAME_MAX + 1]; /* mta-sts.<domain> */
+    char host[STS_NAME_MAX + 1]; /* mta-sts.<domain>, or the POST URL's host */
+    int port;                    /* 443, or the POST URL's port */
+    bool post;                   /* a POST (sts_fetch_post): any 2xx is success */
+    char *post_body;
+    size_t post_len;
+    struct curl_slist *headers; /* the POST's Content-Type */
     struct dns_query *qa, *qaaaa;
     enum dns_status st_a, st_aaaa;
     bool a_done, aaaa_done;
@@ -103,6 +108,13 @@ bool sts_fetch_type_ok(const char *ct)
     while (*ct == ' ' || *ct == '\t')
         ct++;
     return *ct == '\0' || *ct == ';';
+}
+
+/* An address literal (IPv4, or IPv6 without brackets) needs no DNS. */
+static bool is_literal(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
 static char *dup_or_null(const char *s)
@@ -301,6 +313,8 @@ static void fetch_stop(struct sts_fetch *h)
     }
     curl_slist_free_all(h->resolve);
     h->resolve = NULL;
+    curl_slist_free_all(h->headers);
+    h->headers = NULL;
 }
 
 static void fetch_release(struct sts_fetch *h)
@@ -314,6 +328,7 @@ static void fetch_release(struct sts_fetch *h)
     if (h->next)
         h->next->prev = h->prev;
     free(h->body);
+    free(h->post_body);
     free(h);
 }
 
@@ -363,6 +378,12 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     struct sts_fetch *h = arg;
     size_t n = size * nmemb;
+    if (h->post) {
+        /* The answer to a report says nothing we use; only its status counts. It is read (so
+         * the connection ends cleanly) but capped like a policy. */
+        h->len += n;
+        return h->len > STS_POLICY_MAX ? 0 : n;
+    }
     long code = 0;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
     if (code != 200) {
@@ -447,7 +468,12 @@ static void classify(struct sts_fetch *h, CURLcode rc)
         take_certinfo(h);
     const char *e = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
 
-    if (code != 0 && code != 200) {
+    if (h->post && code >= 200 && code < 300) {
+        r->status = STS_FETCH_OK; /* RFC 8460 §5.4: any 2xx means the report was taken */
+    } else if (h->post && code != 0) {
+        snprintf(buf, sizeof buf, "%ld", code);
+        fail(h, STS_FETCH_STATUS, "HTTP status %s", buf, NULL);
+    } else if (code != 0 && code != 200) {
         snprintf(buf, sizeof buf, "%ld", code);
         fail(h, STS_FETCH_STATUS,
              code >= 300 && code < 400 ? "HTTP status %s (redirects are not followed)"
@@ -476,8 +502,11 @@ static void classify(struct sts_fetch *h, CURLcode rc)
         if (h->f->proxy)
             fail(h, STS_FETCH_PROXY, "a proxy failure (connection refused by %s)", h->f->proxy,
                  NULL);
-        else
-            fail(h, STS_FETCH_REFUSED, "a refused connection (%s port 443)", h->addrs, NULL);
+        else {
+            snprintf(buf, sizeof buf, "%d", h->port);
+            fail(h, STS_FETCH_REFUSED, "a refused connection (%s port %s)",
+                 h->addrs[0] ? h->addrs : h->host, buf);
+        }
     } else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_PROXY ||
                rc == CURLE_COULDNT_RESOLVE_HOST) {
         fail(h, h->f->proxy ? STS_FETCH_PROXY : STS_FETCH_CONNECT,
@@ -552,7 +581,7 @@ static void start_transfer(struct sts_fetch *h)
         if (f->proxy)
             snprintf(entry, sizeof entry, "%s:%d:%s", f->proxy_host, f->proxy_port, h->addrs);
         else
-            snprintf(entry, sizeof entry, "%s:443:%s", h->host, h->addrs);
+            snprintf(entry, sizeof entry, "%s:%d:%s", h->host, h->port, h->addrs);
         h->resolve = curl_slist_append(NULL, entry);
         if (!h->resolve) {
             fail(h, STS_FETCH_ERROR, "out of memory", NULL, NULL);
@@ -585,6 +614,11 @@ static void start_transfer(struct sts_fetch *h)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, remaining);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, remaining);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long)STS_POLICY_MAX);
+    if (h->post) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->post_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->post_body ? h->post_body : "");
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+    }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -636,7 +670,10 @@ static void resolved(struct sts_fetch *h)
             fail(h, STS_FETCH_PROXY, "a proxy failure (proxy host %s: NXDOMAIN)", h->f->proxy_host,
                  NULL);
         else
-            fail(h, STS_FETCH_NXDOMAIN, "an unknown policy host (%s: NXDOMAIN)", h->host, NULL);
+            fail(h, STS_FETCH_NXDOMAIN,
+                 h->post ? "an unknown host (%s: NXDOMAIN)"
+                         : "an unknown policy host (%s: NXDOMAIN)",
+                 h->host, NULL);
         finish_now(h);
         return;
     }
@@ -652,7 +689,9 @@ static void resolved(struct sts_fetch *h)
         fail(h, STS_FETCH_PROXY, "a proxy failure (proxy host %s has no address)", h->f->proxy_host,
              NULL);
     } else {
-        fail(h, STS_FETCH_NOADDR, "a policy host without address (%s)", h->host, NULL);
+        fail(h, STS_FETCH_NOADDR,
+             h->post ? "a host without address (%s)" : "a policy host without address (%s)",
+             h->host, NULL);
     }
     finish_now(h);
 }
@@ -690,6 +729,36 @@ static void on_deadline(struct ev_loop *loop, struct ev_timer *t, void *arg)
     finish_now(h);
 }
 
+/* Links a new transfer of h->host:h->port into the fetcher and starts it: the name phase, then
+ * the transfer. Frees h and returns NULL when out of memory. */
+static struct sts_fetch *fetch_begin(struct sts_fetcher *f, struct sts_fetch *h)
+{
+    h->res.via_proxy = f->proxy != NULL;
+    ev_now_update(f->loop);
+    h->start_ms = ev_now_ms(f->loop);
+    h->next = f->live;
+    if (f->live)
+        f->live->prev = h;
+    f->live = h;
+
+    /* Through a proxy the proxy resolves the policy host; we resolve only the proxy's own name
+     * (none when it is an address). An address literal in a POST URL needs no name either. */
+    const char *rname = f->proxy ? f->proxy_host : h->host;
+    if (!rname[0] || (!f->proxy && is_literal(h->host))) {
+        start_transfer(h);
+        return h;
+    }
+    h->deadline = ev_timer_add(f->loop, (uint64_t)f->timeout_s * 1000, on_deadline, h);
+    h->qa = dns_query(f->dns, rname, DNS_T_A, on_a, h);
+    if (h->qa)
+        h->qaaaa = dns_query(f->dns, rname, DNS_T_AAAA, on_aaaa, h);
+    if (!h->deadline || !h->qa || !h->qaaaa) {
+        fetch_release(h);
+        return NULL;
+    }
+    return h;
+}
+
 struct sts_fetch *sts_fetch_start(struct sts_fetcher *f, const char *domain, sts_fetch_cb cb,
                                   void *arg)
 {
@@ -704,34 +773,96 @@ struct sts_fetch *sts_fetch_start(struct sts_fetcher *f, const char *domain, sts
     h->f = f;
     h->cb = cb;
     h->arg = arg;
+    h->port = 443;
     snprintf(h->host, sizeof h->host, "mta-sts.%.*s", (int)dlen, domain);
     for (char *p = h->host; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     snprintf(h->res.url, sizeof h->res.url, "https://%s/.well-known/mta-sts.txt", h->host);
-    h->res.via_proxy = f->proxy != NULL;
-    ev_now_update(f->loop);
-    h->start_ms = ev_now_ms(f->loop);
-    h->next = f->live;
-    if (f->live)
-        f->live->prev = h;
-    f->live = h;
+    return fetch_begin(f, h);
+}
 
-    /* Through a proxy the proxy resolves the policy host; we resolve only the proxy's own name
-     * (none when it is an address). */
-    const char *rname = f->proxy ? f->proxy_host : h->host;
-    if (!rname[0]) {
-        start_transfer(h);
-        return h;
+bool sts_fetch_url_host(const char *url, char *host, size_t hostlen, int *port)
+{
+    if (!url || strncasecmp(url, "https://", 8) != 0)
+        return false;
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return false; /* no spaces or control bytes: nothing may reach the request line */
+    const char *p = url + 8;
+    size_t alen = strcspn(p, "/?#");
+    if (alen == 0 || memchr(p, '@', alen))
+        return false; /* no credentials in a report URL */
+    const char *end = p + alen, *colon;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', alen);
+        if (!close)
+            return false;
+        p++;
+        colon = close + 1 < end ? close + 1 : NULL;
+        if (colon && *colon != ':')
+            return false;
+        end = close;
+    } else {
+        colon = memchr(p, ':', alen);
+        if (colon)
+            end = colon;
     }
-    h->deadline = ev_timer_add(f->loop, (uint64_t)f->timeout_s * 1000, on_deadline, h);
-    h->qa = dns_query(f->dns, rname, DNS_T_A, on_a, h);
-    if (h->qa)
-        h->qaaaa = dns_query(f->dns, rname, DNS_T_AAAA, on_aaaa, h);
-    if (!h->deadline || !h->qa || !h->qaaaa) {
-        fetch_release(h);
+    size_t hlen = (size_t)(end - p);
+    if (hlen == 0 || hlen >= hostlen)
+        return false;
+    *port = 443;
+    if (colon) {
+        const char *q = colon + 1, *qend = url + 8 + alen;
+        long v = 0;
+        if (q == qend)
+            return false;
+        for (; q < qend; q++) {
+            if (*q < '0' || *q > '9' || (v = v * 10 + (*q - '0')) > 65535)
+                return false;
+        }
+        if (v == 0)
+            return false;
+        *port = (int)v;
+    }
+    for (size_t i = 0; i < hlen; i++)
+        host[i] = (char)tolower((unsigned char)p[i]);
+    host[hlen] = '\0';
+    return true;
+}
+
+struct sts_fetch *sts_fetch_post(struct sts_fetcher *f, const char *url, const char *body,
+                                 size_t len, const char *content_type, sts_fetch_cb cb, void *arg)
+{
+    struct sts_fetch *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->f = f;
+    h->cb = cb;
+    h->arg = arg;
+    h->post = true;
+    char header[256];
+    if (!sts_fetch_url_host(url, h->host, sizeof h->host, &h->port) ||
+        strlen(url) >= sizeof h->res.url || !content_type || strpbrk(content_type, "\r\n") ||
+        snprintf(header, sizeof header, "Content-Type: %s", content_type) >= (int)sizeof header) {
+        free(h);
         return NULL;
     }
-    return h;
+    snprintf(h->res.url, sizeof h->res.url, "%s", url);
+    /* "Expect:" off: a report is small, and a 100-continue round trip only adds a wait. */
+    h->headers = curl_slist_append(NULL, header);
+    struct curl_slist *more = h->headers ? curl_slist_append(h->headers, "Expect:") : NULL;
+    h->post_body = malloc(len ? len : 1);
+    if (!more || !h->post_body) {
+        curl_slist_free_all(h->headers);
+        free(h->post_body);
+        free(h);
+        return NULL;
+    }
+    h->headers = more;
+    if (len)
+        memcpy(h->post_body, body, len);
+    h->post_len = len;
+    return fetch_begin(f, h);
 }
 
 /* ---- blocking use ---- */

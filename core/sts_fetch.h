@@ -1,4 +1,5 @@
-/* sts_fetch.h - the MTA-STS policy fetch (RFC 8461 3.3) over libcurl, on the shared event loop.
+/* sts_fetch.h - the MTA-STS policy fetch (RFC 8461 3.3) over libcurl, on the shared event loop;
+ * and, with the same machinery, the HTTPS POST of TLS reports (RFC 8460 §5.4, sts_fetch_post).
  *
  * GET https://mta-sts.<domain>/.well-known/mta-sts.txt, exactly as reference/mta-sts.md says:
  * HTTPS only, TLS 1.2 or later, the certificate valid for mta-sts.<domain> against the configured
@@ -103,6 +104,18 @@ bool sts_fetcher_proxied(const struct sts_fetcher *f);
  * when out of memory or the domain cannot form a host name. */
 struct sts_fetch *sts_fetch_start(struct sts_fetcher *f, const char *domain, sts_fetch_cb cb,
                                   void *arg);
+/* Starts an HTTPS POST of len bytes of body to url ("https://host[:port]/path"), with that
+ * Content-Type: TLS reports (RFC 8460 §5.4, "application/tlsrpt+json"). It goes exactly like a
+ * policy fetch: the host resolved through our resolvers and pinned (or the proxy's name), the
+ * configured CAs, TLS 1.2+, the certificate valid for the host, the same total time limit, no
+ * redirect followed. Any 2xx answer is STS_FETCH_OK (the answer's body is read and dropped);
+ * another status is STS_FETCH_STATUS ("HTTP status 500"); the other failures are those of a
+ * fetch. body is copied. NULL when out of memory or when url is not such an https URL. */
+struct sts_fetch *sts_fetch_post(struct sts_fetcher *f, const char *url, const char *body,
+                                 size_t len, const char *content_type, sts_fetch_cb cb, void *arg);
+/* The host (lowercase, IPv6 without brackets) and port (443 when absent) of an https URL; false
+ * for any other scheme, credentials in the URL, an empty host or a bad port. */
+bool sts_fetch_url_host(const char *url, char *host, size_t hostlen, int *port);
 /* The callback will not be called. NULL is ignored. Allowed from inside any callback. */
 void sts_fetch_cancel(struct sts_fetch *h);
 

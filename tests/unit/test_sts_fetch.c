@@ -1,8 +1,10 @@
 /* test_sts_fetch.c - the parts of the policy fetch that need no HTTPS server: the Content-Type
  * rule, the policy host's name resolution through our own resolver (a mock DNS server: NXDOMAIN,
  * no address, SERVFAIL, silence hitting the total time limit), a refused connection, a refused
- * proxy, a proxy given by name (resolved through our resolver too), and cancellation. Every HTTPS
- * behaviour is tested against the lab's nginx (tests/lab/sts/).
+ * proxy, a proxy given by name (resolved through our resolver too), and cancellation; the report
+ * POST's URL rule, its host resolved through our resolver, a literal address with a port, and a
+ * refused connection. Every HTTPS behaviour is tested against the lab's nginx (tests/lab/sts/,
+ * tests/lab/tlsrpt/).
  */
 #include "sts_fetch.h"
 #include "t.h"
@@ -55,11 +57,13 @@ static bool zone(const struct fakedns_query *q, struct fakedns_reply *r, void *a
         return false;
     if (strcmp(q->name, "mta-sts.fail.test") == 0) {
         fakedns_reply_start(r, q, 2, false, false);
-    } else if (strcmp(q->name, "mta-sts.refused.test") == 0 || strcmp(q->name, "proxy.test") == 0) {
+    } else if (strcmp(q->name, "mta-sts.refused.test") == 0 || strcmp(q->name, "proxy.test") == 0 ||
+               strcmp(q->name, "reports.test") == 0) {
         fakedns_reply_start(r, q, 0, false, false);
         if (q->type == DNS_T_A)
             fakedns_reply_rr(r, NULL, DNS_T_A, 60, lo, 4);
-    } else if (strcmp(q->name, "mta-sts.noaddr.test") == 0) {
+    } else if (strcmp(q->name, "mta-sts.noaddr.test") == 0 ||
+               strcmp(q->name, "noaddr.reports.test") == 0) {
         fakedns_reply_start(r, q, 0, false, false);
     } else {
         fakedns_reply_start(r, q, 3, false, false);
@@ -174,6 +178,117 @@ static void test_proxy_by_name(struct fakedns *f)
     T_EQ_STR(r.reason, "a proxy failure (proxy host noproxy.test: NXDOMAIN)");
 }
 
+static void test_url_rule(void)
+{
+    static const struct {
+        const char *url;
+        bool ok;
+        const char *host;
+        int port;
+    } cases[] = {
+        {"https://reports.example.com/tlsrpt", true, "reports.example.com", 443},
+        {"HTTPS://Reports.Example.COM", true, "reports.example.com", 443},
+        {"https://reports.example.com:8443/x?y", true, "reports.example.com", 8443},
+        {"https://192.0.2.1:1/", true, "192.0.2.1", 1},
+        {"https://[2001:db8::1]:444/r", true, "2001:db8::1", 444},
+        {"https://[2001:db8::1]/r", true, "2001:db8::1", 443},
+        {"http://reports.example.com/", false, NULL, 0},
+        {"mailto:tlsrpt@example.com", false, NULL, 0},
+        {"https://user:pw@reports.example.com/", false, NULL, 0},
+        {"https:///path", false, NULL, 0},
+        {"https://host:/", false, NULL, 0},
+        {"https://host:0/", false, NULL, 0},
+        {"https://host:65536/", false, NULL, 0},
+        {"https://host:44x/", false, NULL, 0},
+        {"https://[2001:db8::1/", false, NULL, 0},
+        {"https://[2001:db8::1]x/", false, NULL, 0},
+        {"https://host/a b", false, NULL, 0},
+        {NULL, false, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char host[256] = "";
+        int port = 0;
+        bool ok = sts_fetch_url_host(cases[i].url, host, sizeof host, &port);
+        if (ok != cases[i].ok)
+            fprintf(stderr, "url case %zu: %s\n", i, cases[i].url ? cases[i].url : "(null)");
+        T_EQ_INT(ok, cases[i].ok);
+        if (ok && cases[i].ok) {
+            T_EQ_STR(host, cases[i].host);
+            T_EQ_INT(port, cases[i].port);
+        }
+    }
+}
+
+struct post_wait {
+    bool done;
+    struct sts_fetch_result res;
+};
+
+static void post_cb(const struct sts_fetch_result *res, void *arg)
+{
+    struct post_wait *w = arg;
+    w->res = *res;
+    w->done = true;
+}
+
+/* One POST on a private loop through the mock resolver; returns its result. */
+static struct sts_fetch_result post_once(struct fakedns *f, const char *url, bool *started)
+{
+    struct dns_server srv;
+    struct dns_config dc = dns_cfg(f, &srv);
+    struct ev_loop *loop = ev_loop_new();
+    struct dns_resolver *dns = NULL;
+    struct sts_fetcher *fetcher = NULL;
+    char err[128];
+    struct sts_fetch_config fc;
+    memset(&fc, 0, sizeof fc);
+    fc.timeout_s = 2;
+    T_EQ_INT(dns_resolver_new(loop, &dc, &dns, err, sizeof err), 0);
+    T_EQ_INT(sts_fetcher_new(loop, dns, &fc, &fetcher, err, sizeof err), 0);
+    struct post_wait w;
+    memset(&w, 0, sizeof w);
+    static const char body[] = "{\"organization-name\":\"x\"}";
+    struct sts_fetch *h =
+        sts_fetch_post(fetcher, url, body, sizeof body - 1, "application/tlsrpt+json", post_cb, &w);
+    *started = h != NULL;
+    for (int i = 0; h && !w.done && i < 400; i++)
+        ev_run_once(loop, 10);
+    sts_fetcher_free(fetcher);
+    dns_resolver_free(dns);
+    ev_loop_free(loop);
+    return w.res;
+}
+
+static void test_post(struct fakedns *f)
+{
+    bool started;
+    struct sts_fetch_result r = post_once(f, "http://reports.test/", &started);
+    T_CHECK(!started);
+    r = post_once(f, "https://reports.test/tlsrpt\r\n", &started);
+    T_CHECK(!started);
+
+    r = post_once(f, "https://nx.reports.test/tlsrpt", &started);
+    T_CHECK(started);
+    T_EQ_INT(r.status, STS_FETCH_NXDOMAIN);
+    T_EQ_STR(r.reason, "an unknown host (nx.reports.test: NXDOMAIN)");
+    T_EQ_STR(r.url, "https://nx.reports.test/tlsrpt");
+
+    r = post_once(f, "https://noaddr.reports.test/tlsrpt", &started);
+    T_EQ_INT(r.status, STS_FETCH_NOADDR);
+    T_EQ_STR(r.reason, "a host without address (noaddr.reports.test)");
+
+    /* the name comes from our resolver (the system's does not know reports.test), the port from
+     * the URL: nothing listens on port 1 */
+    r = post_once(f, "https://reports.test:1/tlsrpt", &started);
+    T_EQ_INT(r.status, STS_FETCH_REFUSED);
+    T_EQ_STR(r.reason, "a refused connection (127.0.0.1 port 1)");
+
+    /* an address literal is not looked up */
+    r = post_once(f, "https://127.0.0.1:1/tlsrpt", &started);
+    T_EQ_INT(r.status, STS_FETCH_REFUSED);
+    T_EQ_STR(r.reason, "a refused connection (127.0.0.1 port 1)");
+}
+
 static int called;
 
 static void count_cb(const struct sts_fetch_result *res, void *arg)
@@ -242,6 +357,8 @@ int main(void)
     test_proxy_refused();
     test_proxy_by_name(f);
     test_cancel(f);
+    test_url_rule();
+    test_post(f);
     fakedns_stop(f);
     return t_done();
 }
