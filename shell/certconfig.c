@@ -95,34 +95,6 @@ static bool read_whole(const char *path, size_t max, unsigned char **data, size_
     return true;
 }
 
-/* Writes content to path through a temporary file, so a failed write leaves no half file. */
-static bool write_whole(const char *path, const char *content, size_t len)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return false;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, content + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        off += (size_t)w;
-    }
-    bool ok = off == len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (ok && rename(tmp, path) == 0)
-        return true;
-    int e = errno;
-    unlink(tmp);
-    errno = e;
-    return false;
-}
-
 /* Asks for a file to import and reads it; *data NULL (with the error printed) when it cannot. */
 static enum sh_rc ask_import_file(struct sh *sh, size_t max, unsigned char **data, size_t *len)
 {
@@ -551,7 +523,7 @@ static enum sh_rc op_custom_export(struct sh *sh)
         return SH_OK;
     }
     datadir_config_path(sh->datadir, name, path, sizeof path);
-    if (!write_whole(path, c.custom, strlen(c.custom))) {
+    if (!sh_write_file(path, c.custom, strlen(c.custom))) {
         sh_error(sh, "Unable to write the file \"%s\": %s.", name, strerror(errno));
     } else {
         sh_hostname(sh, host, sizeof host);
