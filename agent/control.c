@@ -2,12 +2,18 @@
  *
  * See control.h for the protocol. A client gets CONTROL_TIMEOUT_MS to send its line; at most
  * CONTROL_MAX_CLIENTS are served at once (the socket is 0600 in a 0700 directory: only the
- * owner's shell talks to it, so the limits only guard against a stuck client). */
+ * owner's shell talks to it, so the limits only guard against a stuck client).
+ *
+ * Besides control.h's requests: "tlsrpt send <YYYY-MM-DD>\n" starts that UTC day's TLS reports now
+ * (reports_run_day); reply "OK\n<n> TLS reports for <day> to send: <domain>, ...; mail_logs
+ * tells how each went.\n", or "ERR <reason>\n" (not a day, reports not enabled in destconfig
+ * SETUP). */
 #include "control.h"
 
 #include "agent.h"
 #include "delivery.h"
 #include "listener.h"
+#include "reports.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -160,6 +166,24 @@ static void client_answer(struct control_client *cl, const char *line)
         agent_log(a, MAILLOG_INFO, "delivernow: %ld recipients rescheduled for immediate delivery",
                   n);
         sb_printf(&cl->out, "OK\n%ld recipients rescheduled for immediate delivery.\n", n);
+    } else if (strncmp(line, "tlsrpt send ", 12) == 0) {
+        /* The reports of one day, now (operators, tests): the hourly run only sends yesterday's. */
+        char err[256];
+        const char *day = line + 12;
+        struct strbuf names = STRBUF_INIT;
+        long n = a->reports ? reports_run_day(a->reports, day, &names, err, sizeof err) : -1;
+        if (!a->reports)
+            snprintf(err, sizeof err, "TLS reporting is not running");
+        if (n < 0) {
+            sb_printf(&cl->out, "ERR %s\n", err);
+        } else {
+            agent_log(a, MAILLOG_INFO, "tlsrpt send: %ld TLS report%s for %s to send", n,
+                      n == 1 ? "" : "s", day);
+            sb_printf(&cl->out,
+                      "OK\n%ld TLS report%s for %s to send%s%s; mail_logs tells how each went.\n",
+                      n, n == 1 ? "" : "s", day, n ? ": " : "", sb_str(&names));
+        }
+        sb_free(&names);
     } else {
         sb_append(&cl->out, "ERR unknown request\n");
     }

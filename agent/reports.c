@@ -1,4 +1,12 @@
-/* reports.c - TLS reporting in the agent: session counts and daily reports (reports.h). */
+/* reports.c - TLS reporting in the agent: session counts and daily reports (reports.h).
+ *
+ * A day's run starts one job per domain that has counts and no report sent: the _smtp._tls TXT
+ * lookup, then the report to each rua. mailto: reports are queued at once; https: reports are
+ * POSTed (core/sts_fetch.h, with the MTA-STS fetch's resolvers, CA lists, proxy and time limit),
+ * and the job waits for every POST to end. The report is marked sent once every rua was tried,
+ * whatever the outcome: a receiver that refuses a report does not get it again every hour. The
+ * resolver and the fetcher live while jobs run; they are freed from a timer, never from inside
+ * one of their own callbacks. */
 #include "reports.h"
 
 #include <openssl/evp.h>
@@ -13,16 +21,29 @@
 #include "cfg_dns.h"
 #include "dns.h"
 #include "strbuf.h"
+#include "sts_fetch.h"
+#include "tlscert.h"
 #include "tlsrpt.h"
 
 #define HOUR_MS (3600u * 1000u)
 #define KEEP_DAYS 7
+
+struct job;
+
+/* One POST of a job's report. */
+struct post {
+    struct job *j;
+    struct sts_fetch *h;
+    char url[TLSRPT_URI_MAX];
+    struct post *next;
+};
 
 struct job {
     struct reports *r;
     struct dns_query *q;
     char domain[254];
     char day[11];
+    struct post *posts; /* POSTs still running; the job ends when none is left */
     struct job *next;
 };
 
@@ -30,7 +51,9 @@ struct reports {
     struct agent *a;
     struct db_tlsrpt *db;
     struct ev_timer *timer;
-    struct dns_resolver *dns; /* while jobs run */
+    struct dns_resolver *dns;    /* while jobs run */
+    struct sts_fetcher *fetcher; /* while jobs run, made at the first https: rua */
+    struct ev_timer *cleanup;    /* frees dns and fetcher once no job is left */
     struct job *jobs;
     time_t last_warning;
 };
@@ -168,6 +191,128 @@ static void send_mail(struct reports *r, const struct job *j, const char *uri, c
     sb_free(&m);
 }
 
+/* The resolver and the fetcher are freed here, from the loop, when no job needs them: never from
+ * inside one of their callbacks. */
+static void cleanup(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    struct reports *r = arg;
+    r->cleanup = NULL;
+    if (r->jobs)
+        return;
+    sts_fetcher_free(r->fetcher);
+    r->fetcher = NULL;
+    if (r->dns)
+        dns_resolver_free(r->dns);
+    r->dns = NULL;
+}
+
+static char *read_text_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f)
+        return NULL;
+    struct strbuf sb = STRBUF_INIT;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sb_append_len(&sb, buf, n);
+    fclose(f);
+    *len = sb.len;
+    return sb.buf;
+}
+
+/* The fetcher for https: reports, made as delivery makes the MTA-STS one: the CA lists of
+ * certconfig CERTAUTHORITY, the SETUP proxy, --sts-fetch-timeout. NULL when it cannot be made. */
+static struct sts_fetcher *report_fetcher(struct reports *r, char *err, size_t errlen)
+{
+    if (r->fetcher)
+        return r->fetcher;
+    const struct cfg_snapshot *s = r->a->snap;
+    struct cert_ca_cfg ca;
+    cert_ca_decode(cfg_snapshot_unit(s, CFG_KIND_CERT, CFG_UNIT_CA), &ca);
+    const char *custom = ca.custom_enabled && ca.custom ? ca.custom : "";
+    struct sts_fetch_config fc = {
+        .proxy = cfg_snapshot_setup(s)->sts_proxy,
+        .timeout_s = (unsigned)r->a->opt.sts_fetch_timeout,
+    };
+    struct strbuf pem = STRBUF_INIT;
+    if (custom[0]) {
+        if (ca.system_enabled) {
+            size_t len;
+            char *sys = read_text_file(CERT_SYSTEM_BUNDLE, &len);
+            if (sys)
+                sb_append_len(&pem, sys, len);
+            free(sys);
+        }
+        sb_append(&pem, "\n");
+        sb_append(&pem, custom);
+        fc.ca_pem = sb_str(&pem);
+        fc.ca_pem_len = pem.len;
+    } else if (ca.system_enabled) {
+        fc.ca_file = CERT_SYSTEM_BUNDLE;
+    }
+    if (sts_fetcher_new(r->a->loop, r->dns, &fc, &r->fetcher, err, errlen) != 0)
+        r->fetcher = NULL;
+    sb_free(&pem);
+    cert_ca_free(&ca);
+    return r->fetcher;
+}
+
+static void job_finish(struct job *j);
+
+static void post_done(const struct sts_fetch_result *res, void *arg)
+{
+    struct post *p = arg;
+    struct job *j = p->j;
+    struct agent *a = j->r->a;
+    if (res->status == STS_FETCH_OK)
+        agent_log(a, MAILLOG_INFO, "TLS report for the domain (%s) posted to %s", j->domain,
+                  p->url);
+    else
+        agent_log(a, MAILLOG_WARNING,
+                  "TLS report for the domain (%s) could not be posted to %s: failed due to %s",
+                  j->domain, p->url, res->reason);
+    for (struct post **pp = &j->posts; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    free(p);
+    if (!j->posts)
+        job_finish(j);
+}
+
+/* Starts the POST of the report to one https: address (RFC 8460 §5.4). */
+static void send_post(struct reports *r, struct job *j, const char *uri, const char *json)
+{
+    struct agent *a = r->a;
+    char err[256];
+    struct sts_fetcher *f = report_fetcher(r, err, sizeof err);
+    if (!f) {
+        agent_log(a, MAILLOG_WARNING,
+                  "TLS report for the domain (%s) could not be posted to %s: failed due to %s",
+                  j->domain, uri, err);
+        return;
+    }
+    struct post *p = xcalloc(1, sizeof *p);
+    p->j = j;
+    snprintf(p->url, sizeof p->url, "%s", uri);
+    agent_log(a, MAILLOG_DEBUG, "TLS report for the domain (%s): POST %s", j->domain, uri);
+    p->h = sts_fetch_post(f, uri, json, strlen(json), "application/tlsrpt+json", post_done, p);
+    if (!p->h) {
+        agent_log(a, MAILLOG_WARNING, "TLS report for the domain (%s): unusable address %s",
+                  j->domain, uri);
+        free(p);
+        return;
+    }
+    p->next = j->posts;
+    j->posts = p;
+}
+
 static void job_done(struct job *j)
 {
     struct reports *r = j->r;
@@ -178,10 +323,17 @@ static void job_done(struct job *j)
         }
     }
     free(j);
-    if (!r->jobs && r->dns) {
-        dns_resolver_free(r->dns);
-        r->dns = NULL;
-    }
+    if (!r->jobs && (r->dns || r->fetcher) && !r->cleanup)
+        r->cleanup = ev_timer_add(r->a->loop, 0, cleanup, r);
+}
+
+/* Every rua was tried: the report counts as sent. */
+static void job_finish(struct job *j)
+{
+    char err[256];
+    if (db_tlsrpt_mark_sent(j->r->db, j->day, j->domain, err, sizeof err) != DB_OK)
+        warn_store(j->r, err);
+    job_done(j);
 }
 
 static void record_done(struct dns_answer *ans, void *arg)
@@ -208,8 +360,7 @@ static void record_done(struct dns_answer *ans, void *arg)
     if (!found) {
         agent_log(a, MAILLOG_INFO, "No TLS-RPT record for the domain (%s); report not sent",
                   j->domain);
-        db_tlsrpt_mark_sent(r->db, j->day, j->domain, err, sizeof err);
-        job_done(j);
+        job_finish(j);
         return;
     }
     struct tlsrpt_policy *pol;
@@ -240,14 +391,11 @@ static void record_done(struct dns_answer *ans, void *arg)
         if (strncasecmp(rec.rua[i], "mailto:", 7) == 0)
             send_mail(r, j, rec.rua[i], sb_str(&json), &meta, sender);
         else
-            agent_log(a, MAILLOG_INFO,
-                      "TLS report for the domain (%s) not posted to %s: https reporting is not "
-                      "available",
-                      j->domain, rec.rua[i]);
+            send_post(r, j, rec.rua[i], sb_str(&json)); /* the record keeps only https: else */
     }
-    sb_free(&json);
-    db_tlsrpt_mark_sent(r->db, j->day, j->domain, err, sizeof err);
-    job_done(j);
+    sb_free(&json); /* each POST holds its own copy */
+    if (!j->posts)
+        job_finish(j);
 }
 
 struct collect {
@@ -287,6 +435,41 @@ static void start_job(void *arg, const char *domain)
         job_done(j);
 }
 
+struct count_arg {
+    struct collect c;
+    long n;
+    struct strbuf *names;
+};
+
+static void start_counted(void *arg, const char *domain)
+{
+    struct count_arg *ca = arg;
+    if (ca->names)
+        sb_printf(ca->names, "%s%s", ca->n ? ", " : "", domain);
+    ca->n++;
+    start_job(&ca->c, domain);
+}
+
+long reports_run_day(struct reports *r, const char *day, struct strbuf *names, char *err,
+                     size_t errlen)
+{
+    int64_t start;
+    if (!tlsrpt_parse_day(day, &start)) {
+        snprintf(err, errlen, "not a day (YYYY-MM-DD): %s", day);
+        return -1;
+    }
+    if (!cfg_snapshot_setup(r->a->snap)->tlsrpt) {
+        snprintf(err, errlen, "TLS reports are not enabled (destconfig SETUP)");
+        return -1;
+    }
+    char d[11];
+    tlsrpt_format_day(start, d);
+    struct count_arg ca = {{r, d}, 0, names};
+    if (db_tlsrpt_unsent(r->db, d, start_counted, &ca, err, errlen) != DB_OK)
+        return -1;
+    return ca.n;
+}
+
 void reports_run(struct reports *r)
 {
     char day[11], old[11], err[256];
@@ -296,8 +479,7 @@ void reports_run(struct reports *r)
     db_tlsrpt_prune(r->db, old, err, sizeof err);
     if (!cfg_snapshot_setup(r->a->snap)->tlsrpt)
         return;
-    struct collect c = {r, day};
-    if (db_tlsrpt_unsent(r->db, day, start_job, &c, err, sizeof err) != DB_OK)
+    if (reports_run_day(r, day, NULL, err, sizeof err) < 0)
         warn_store(r, err);
 }
 
@@ -327,10 +509,18 @@ void reports_free(struct reports *r)
     if (!r)
         return;
     ev_timer_cancel(r->a->loop, r->timer);
+    ev_timer_cancel(r->a->loop, r->cleanup);
+    /* The fetcher first: it cancels the POSTs (no callbacks) and uses the resolver. */
+    sts_fetcher_free(r->fetcher);
     while (r->jobs) {
         struct job *j = r->jobs;
         r->jobs = j->next;
         dns_query_cancel(j->q);
+        while (j->posts) {
+            struct post *p = j->posts;
+            j->posts = p->next;
+            free(p);
+        }
         free(j);
     }
     if (r->dns)

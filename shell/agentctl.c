@@ -1,5 +1,6 @@
 /* agentctl.c - the shell's operating commands for the delivery agent: status, delivernow (over
- * the agent's control socket, agent/control.h) and tail mail_logs (the log file itself).
+ * the agent's control socket, agent/control.h) and tail mail_logs (the log file itself); and
+ * sh_agent_request(), the socket client other commands use (`tlsrpt send`).
  *
  * status and delivernow print the agent's text as it sends it, or exactly
  * "The delivery agent (stsgated) is not running." when nobody answers on <data>/stsgated.sock.
@@ -94,7 +95,7 @@ static bool ctl_request(const char *datadir, const char *req, struct strbuf *rep
     return reply->len > 0;
 }
 
-static enum sh_rc run_request(struct sh *sh, const char *req)
+enum sh_rc sh_agent_request(struct sh *sh, const char *req)
 {
     struct strbuf reply = STRBUF_INIT;
     if (!ctl_request(sh->datadir, req, &reply)) {
@@ -122,7 +123,7 @@ enum sh_rc sh_cmd_status(struct sh *sh, int argc, char **argv)
         sh_error(sh, "status takes no arguments.");
         return SH_OK;
     }
-    return run_request(sh, "status\n");
+    return sh_agent_request(sh, "status\n");
 }
 
 enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv)
@@ -132,7 +133,7 @@ enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv)
         sh_error(sh, "delivernow takes no arguments.");
         return SH_OK;
     }
-    return run_request(sh, "delivernow\n");
+    return sh_agent_request(sh, "delivernow\n");
 }
 
 /* ---- tail mail_logs ---- */

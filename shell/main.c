@@ -47,7 +47,8 @@ const struct sh_command sh_commands[] = {
     {"smtproutes", "Set up permanent SMTP routes.", sh_cmd_smtproutes},
     {"status", "Show the delivery agent's state, queue counts and connections.", sh_cmd_status},
     {"tail", "Follow mail_logs until Ctrl-C: tail mail_logs.", sh_cmd_tail},
-    {"tlsrpt", "Print a TLS report: tlsrpt report <domain> <YYYY-MM-DD>.", sh_cmd_tlsrpt},
+    {"tlsrpt", "TLS reports: tlsrpt report <domain> <YYYY-MM-DD>, tlsrpt send <YYYY-MM-DD>.",
+     sh_cmd_tlsrpt},
     {"tlsverify", "Connect to a domain's MX hosts and show each TLS step.", sh_cmd_tlsverify},
     {"version", "Show the version.", cmd_version},
 };

@@ -154,6 +154,9 @@ enum sh_rc sh_cmd_dnsconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_bounceconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv);
 /* agentctl.c */
+/* Sends one control request line (agent/control.h) and prints the agent's answer, or the error
+ * line when it is not running or refuses. */
+enum sh_rc sh_agent_request(struct sh *sh, const char *req);
 enum sh_rc sh_cmd_status(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_tail(struct sh *sh, int argc, char **argv);

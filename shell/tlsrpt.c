@@ -1,5 +1,7 @@
 /* tlsrpt.c - `tlsrpt report <domain> <YYYY-MM-DD>`: the RFC 8460 report of one policy domain and
- * UTC day, as the agent would send it, from the counts in <data>/tlsrpt.db. */
+ * UTC day, as the agent would send it, from the counts in <data>/tlsrpt.db.
+ * `tlsrpt send <YYYY-MM-DD>`: asks the running agent to send that day's unsent reports now (the
+ * agent's hourly run sends only yesterday's); it needs the agent, and prints its answer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +14,23 @@
 
 static void usage(struct sh *sh)
 {
-    sh_error(sh, "Usage: tlsrpt report <domain> <YYYY-MM-DD>");
+    sh_error(sh, "Usage: tlsrpt report <domain> <YYYY-MM-DD> | tlsrpt send <YYYY-MM-DD>");
 }
 
 enum sh_rc sh_cmd_tlsrpt(struct sh *sh, int argc, char **argv)
 {
     char domain[CFG_DOMAIN_MAX + 3], err[512], id[600];
     int64_t start;
+    if (argc == 3 && strcasecmp(argv[1], "send") == 0) {
+        if (!tlsrpt_parse_day(argv[2], &start)) {
+            sh_error(sh, "The date must be given as YYYY-MM-DD.");
+            return SH_OK;
+        }
+        char req[64], day[11];
+        tlsrpt_format_day(start, day);
+        snprintf(req, sizeof req, "tlsrpt send %s\n", day);
+        return sh_agent_request(sh, req);
+    }
     if (argc != 4 || strcasecmp(argv[1], "report") != 0) {
         usage(sh);
         return SH_OK;
