@@ -729,6 +729,15 @@ static void on_deadline(struct ev_loop *loop, struct ev_timer *t, void *arg)
     finish_now(h);
 }
 
+static void on_start(struct ev_loop *loop, struct ev_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    struct sts_fetch *h = arg;
+    h->deadline = NULL;
+    start_transfer(h);
+}
+
 /* Links a new transfer of h->host:h->port into the fetcher and starts it: the name phase, then
  * the transfer. Frees h and returns NULL when out of memory. */
 static struct sts_fetch *fetch_begin(struct sts_fetcher *f, struct sts_fetch *h)
@@ -745,7 +754,13 @@ static struct sts_fetch *fetch_begin(struct sts_fetcher *f, struct sts_fetch *h)
      * (none when it is an address). An address literal in a POST URL needs no name either. */
     const char *rname = f->proxy ? f->proxy_host : h->host;
     if (!rname[0] || (!f->proxy && is_literal(h->host))) {
-        start_transfer(h);
+        /* Nothing to resolve: the transfer starts from the loop, so that even a failure to start
+         * it never calls back from inside sts_fetch_start() or sts_fetch_post(). */
+        h->deadline = ev_timer_add(f->loop, 0, on_start, h);
+        if (!h->deadline) {
+            fetch_release(h);
+            return NULL;
+        }
         return h;
     }
     h->deadline = ev_timer_add(f->loop, (uint64_t)f->timeout_s * 1000, on_deadline, h);
