@@ -88,4 +88,29 @@ sts-routed|2|-|2|sts-wildcard-deep.plain.stslab|valid+tls|!skipping a\.b\.@D@ ;;
 sts-off|2|-|1|sts-nomatch.plain.stslab|valid+tls|!skipping mx\.@D@ ;; !$APPLY
 EOF_TABLE
 echo "$SCENARIOS_CHECKED scenarios checked"
+
+# TLS reporting: each connection's outcome was counted under the right policy and result type
+# (`tlsrpt report` prints the RFC 8460 report of a domain and day from the agent's counts).
+DAY=$(date -u +%F)
+report_has() { # DOMAIN POLICY-TYPE RESULT [POLICY-STRING-PREFIX]
+    local out="$ROOT/report-$1.json" why
+    "$STSGATE_BIN/stsgate" --data "$DATA" -c "tlsrpt report $1 $DAY" >"$out" 2>&1 ||
+        { fail "tlsrpt report $1: $(head -n 3 "$out")"; return; }
+    why=$(python3 "$(dirname "$0")/rpt_check.py" "$out" "$2" "$3" ${4:+"$4"} 2>&1) ||
+        fail "TLS-RPT $1: $why"
+}
+report_has sts-enforce.plain.stslab sts success "mode: enforce"
+report_has sts-enforce.plain.stslab sts success "mx: mx.sts-enforce.plain.stslab"
+report_has dane-ee.signed.stslab tlsa success "3 1 1 "
+report_has dane-digest.signed.stslab tlsa success "3 1 2 "
+report_has sts-mx-expired.plain.stslab sts certificate-expired
+report_has sts-mx-wrongname.plain.stslab sts certificate-host-mismatch
+report_has sts-mx-untrusted.plain.stslab sts certificate-not-trusted
+report_has sts-mx-notls.plain.stslab sts starttls-not-supported
+report_has sts-testing-expired.plain.stslab sts certificate-expired "mode: testing"
+report_has dane-mismatch.signed.stslab tlsa validation-failure
+report_has valid.signed.stslab no-policy-found dane-required
+report_has dane-servfail.signed.stslab no-policy-found dnssec-invalid
+report_has stripped.plain.stslab no-policy-found starttls-not-supported
+echo "TLS-RPT counts checked"
 finish
