@@ -70,6 +70,7 @@ struct dest {
     size_t nwait, wait_head, cap;
     int active;   /* connections open */
     int starting; /* connections not yet ready (resolving, connecting, TLS) */
+    bool proven;  /* a connection got ready since the last time every host failed */
     int64_t win_start;
     long win_count;
     struct ev_timer *win_timer;
@@ -672,6 +673,7 @@ static void conn_end(struct conn *c)
 static void conn_no_hosts_left(struct conn *c)
 {
     struct delivery *d = c->d;
+    c->dest->proven = false;
     const char *status = c->last_status[0] ? c->last_status : "4.4.1";
     const char *reason = c->last_reason[0] ? c->last_reason : "no host could be reached";
     bool tls = c->tls_only_failures && c->hosts_tried > 0;
@@ -1627,6 +1629,7 @@ static void conn_ready(struct conn *c)
     }
     struct dest *ds = c->dest;
     c->state = C_READY;
+    ds->proven = true;
     set_ready(c);
     conn_take_message(c); /* c stays alive: with a session open, quitting is asynchronous */
     /* the first connection of a destination is up: more may open now */
@@ -1733,8 +1736,10 @@ static void dispatch(struct delivery *d, struct dest *ds)
     int limit = eff.concurrency > 0 ? eff.concurrency : 1;
     if (eff.limit == CFG_LIMIT_MXIP)
         limit = CFG_CONCURRENCY_MAX; /* counted per address when connecting */
-    /* One connection finds out whether the destination works before others follow it. */
-    if (ds->starting > 0)
+    /* One connection finds out whether the destination works before others follow it; once
+     * one has, the others open together (with one message per connection, opening them one
+     * handshake at a time would keep the concurrency near one). */
+    if (ds->starting > 0 && !ds->proven)
         return;
     if (ds->win_timer)
         return; /* recipient rate window full */
@@ -1743,7 +1748,7 @@ static void dispatch(struct delivery *d, struct dest *ds)
         want = 1;
     while (ds->active < want && dest_waiting(ds) > (size_t)(ds->active - ds->starting)) {
         conn_start(d, ds);
-        if (ds->starting > 0)
+        if (ds->starting > 0 && !ds->proven)
             break;
     }
 }

@@ -866,6 +866,14 @@ static void io_cb(struct ev_loop *loop, int fd, unsigned revents, void *arg)
     }
     if (!flush_out(c) || c->dead)
         goto out;
+    if (c->info.stage == SMTPC_ST_QUIT && c->out_pos == c->out.len && !c->ssl_want_write) {
+        /* QUIT is on the wire. Like Postfix (smtp_skip_quit_response) the 221 is not awaited: the
+         * connection's work is done, and its delivery slot can serve the next connection. */
+        close_fd(c);
+        c->info.stage = SMTPC_ST_CLOSED;
+        emit(c, SMTPC_CLOSED);
+        goto out;
+    }
     if (revents & EV_READ) {
         if (!read_in(c) || c->dead)
             goto out;
