@@ -6,8 +6,8 @@
  * `status` text: the agent's state, version, uptime, configuration version, queue counts,
  * incoming and delivery connections. `delivernow` text: "<n> recipients rescheduled for
  * immediate delivery.\n". `tlsrpt send` starts sending that day's TLS reports (reports.h) and
- * says which domains are on their way. The socket works for a data directory path of any length: it is bound
- * through /proc/self/fd/<dirfd>/stsgated.sock, or after fchdir() into the directory. */
+ * says which domains are on their way. The socket works for a data directory path of any length: it
+ * is bound through /proc/self/fd/<dirfd>/stsgated.sock, or after fchdir() into the directory. */
 #ifndef STSGATE_CONTROL_H
 #define STSGATE_CONTROL_H
 
