@@ -1,9 +1,8 @@
-/* main.c - stsgate, the appliance-style shell: arguments, the data directory,
- * the main prompt and the command table.
+/* main.c - stsgate, the appliance-style shell: arguments, the data directory, the main prompt and
+ * the command table.
  *
- * Exit status (cli.md §1): 0 when all went well, 1 when a command printed an
- * error line or pending changes were discarded at the end of the input, 2 when
- * the input ended inside a command. */
+ * Exit status (cli.md §1): 0 when all went well, 1 when a command printed an error line or pending
+ * changes were discarded at the end of the input, 2 when the input ended inside a command. */
 #include <ctype.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -89,8 +88,7 @@ static enum sh_rc cmd_exit(struct sh *sh, int argc, char **argv)
     return SH_OK;
 }
 
-/* Splits a command line into words; "double quotes" keep spaces. Returns the
- * count. */
+/* Splits a command line into words; "double quotes" keep spaces. Returns the count. */
 static int split(char *line, char **argv, int max)
 {
     int argc = 0;
@@ -117,8 +115,7 @@ static int split(char *line, char **argv, int max)
     return argc;
 }
 
-/* Runs one command line. Returns SH_ABORT when the input ended inside the
- * command. */
+/* Runs one command line. Returns SH_ABORT when the input ended inside the command. */
 static enum sh_rc run_line(struct sh *sh, char *line)
 {
     char *argv[16];

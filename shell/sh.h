@@ -149,10 +149,6 @@ enum sh_rc sh_cmd_rollbackconfig(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_showchanges(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_sethostname(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_tlsrpt(struct sh *sh, int argc, char **argv);
-enum sh_rc sh_cmd_smtproutes(struct sh *sh, int argc, char **argv);
-enum sh_rc sh_cmd_dnsconfig(struct sh *sh, int argc, char **argv);
-enum sh_rc sh_cmd_bounceconfig(struct sh *sh, int argc, char **argv);
-enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv);
 /* agentctl.c */
 /* Sends one control request line (agent/control.h) and prints the agent's answer, or the error
  * line when it is not running or refuses. */
@@ -160,6 +156,10 @@ enum sh_rc sh_agent_request(struct sh *sh, const char *req);
 enum sh_rc sh_cmd_status(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_delivernow(struct sh *sh, int argc, char **argv);
 enum sh_rc sh_cmd_tail(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_smtproutes(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_dnsconfig(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_bounceconfig(struct sh *sh, int argc, char **argv);
+enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv);
 
 /* The committed hostname, else the machine's (the main prompt and file questions use it). */
 void sh_hostname(struct sh *sh, char *out, size_t outlen);
