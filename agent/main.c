@@ -8,6 +8,7 @@
 #include "control.h"
 #include "datadir.h"
 #include "db_factory.h"
+#include "db_snapshot.h"
 #include "delivery.h"
 #include "reports.h"
 #include "diag.h"
@@ -191,25 +192,6 @@ bool agent_parse_listen(const char *s, struct agent_listen *out)
 
 /* ---- configuration ---- */
 
-static struct cfg_snapshot *load_snapshot(struct agent *a, int64_t version, char *err,
-                                          size_t errlen)
-{
-    struct db_units units;
-    if (db_cfg_load(a->cfg, version, &units) != DB_OK) {
-        snprintf(err, errlen, "%s", db_cfg_error(a->cfg));
-        return NULL;
-    }
-    struct cfg_unit_ref *refs = xcalloc(units.n ? units.n : 1, sizeof *refs);
-    for (size_t i = 0; i < units.n; i++)
-        refs[i] = (struct cfg_unit_ref){units.v[i].kind, units.v[i].name, units.v[i].body};
-    struct cfg_snapshot *s = cfg_snapshot_build(version, refs, units.n);
-    free(refs);
-    db_units_free(&units);
-    if (!s)
-        snprintf(err, errlen, "cannot decode configuration version %lld", (long long)version);
-    return s;
-}
-
 static void config_tick(struct ev_loop *loop, struct ev_timer *t, void *arg)
 {
     (void)t;
@@ -220,7 +202,7 @@ static void config_tick(struct ev_loop *loop, struct ev_timer *t, void *arg)
                   db_cfg_error(a->cfg));
     } else if (version != cfg_snapshot_version(a->snap)) {
         char err[512];
-        struct cfg_snapshot *s = load_snapshot(a, version, err, sizeof err);
+        struct cfg_snapshot *s = db_cfg_snapshot(a->cfg, version, err, sizeof err);
         if (!s) {
             agent_log(a, MAILLOG_WARNING, "Cannot load configuration version %lld: %s",
                       (long long)version, err);
@@ -494,7 +476,7 @@ static int run_agent(struct agent *a)
                   db_cfg_error(a->cfg));
         goto out;
     }
-    a->snap = load_snapshot(a, version, err, sizeof err);
+    a->snap = db_cfg_snapshot(a->cfg, version, err, sizeof err);
     if (!a->snap) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot load configuration version %lld: %s",
                   (long long)version, err);

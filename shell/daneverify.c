@@ -32,6 +32,7 @@
 #include "cfg_dns.h"
 #include "cfg_snapshot.h"
 #include "dane.h"
+#include "db_snapshot.h"
 #include "dns.h"
 #include "mxresolve.h"
 #include "sh.h"
@@ -81,24 +82,6 @@ static bool run_until_done(struct dv *d)
         if (ev_run_once(d->loop, 200) < 0)
             break;
     return d->done;
-}
-
-static struct cfg_snapshot *committed_snapshot(struct sh *sh)
-{
-    int64_t version = 0;
-    struct db_units units = {0};
-    if (db_cfg_latest(sh->db, &version) != DB_OK || db_cfg_load(sh->db, version, &units) != DB_OK)
-        return NULL;
-    struct cfg_unit_ref *refs = xcalloc(units.n ? units.n : 1, sizeof *refs);
-    for (size_t i = 0; i < units.n; i++) {
-        refs[i].kind = units.v[i].kind;
-        refs[i].name = units.v[i].name;
-        refs[i].body = units.v[i].body;
-    }
-    struct cfg_snapshot *s = cfg_snapshot_build(version, refs, units.n);
-    free(refs);
-    db_units_free(&units);
-    return s;
 }
 
 /* The TLSA step of one host: looks the RRset up, writes its line into line, and fills h's DANE
@@ -245,9 +228,10 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
         sh_error(sh, "%s is not a valid domain.", argv[1]);
         return SH_OK;
     }
-    struct cfg_snapshot *snap = committed_snapshot(sh);
+    char err_snap[256];
+    struct cfg_snapshot *snap = db_cfg_snapshot(sh->db, 0, err_snap, sizeof err_snap);
     if (!snap) {
-        sh_error(sh, "Cannot read the committed configuration: %s", db_cfg_error(sh->db));
+        sh_error(sh, "Cannot read the committed configuration: %s", err_snap);
         return SH_OK;
     }
     struct dv d = {.sh = sh, .tlsa_line = STRBUF_INIT};

@@ -14,6 +14,7 @@
 #include "cfg_route.h"
 #include "cfg_snapshot.h"
 #include "mxresolve.h"
+#include "db_snapshot.h"
 #include "sh.h"
 #include "smtp_client.h"
 #include "tlspolicy.h"
@@ -52,24 +53,6 @@ static void run_until_done(struct tv *t)
     while (!t->done && !sh_interrupted())
         if (ev_run_once(t->loop, 200) < 0)
             break;
-}
-
-static struct cfg_snapshot *committed_snapshot(struct sh *sh)
-{
-    int64_t version = 0;
-    struct db_units units = {0};
-    if (db_cfg_latest(sh->db, &version) != DB_OK || db_cfg_load(sh->db, version, &units) != DB_OK)
-        return NULL;
-    struct cfg_unit_ref *refs = xcalloc(units.n ? units.n : 1, sizeof *refs);
-    for (size_t i = 0; i < units.n; i++) {
-        refs[i].kind = units.v[i].kind;
-        refs[i].name = units.v[i].name;
-        refs[i].body = units.v[i].body;
-    }
-    struct cfg_snapshot *s = cfg_snapshot_build(version, refs, units.n);
-    free(refs);
-    db_units_free(&units);
-    return s;
 }
 
 static bool route_exists(void *arg, const char *name)
@@ -194,9 +177,10 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
         sh_error(sh, "%s is not a valid domain.", argv[1]);
         return SH_OK;
     }
-    struct cfg_snapshot *snap = committed_snapshot(sh);
+    char err_snap[256];
+    struct cfg_snapshot *snap = db_cfg_snapshot(sh->db, 0, err_snap, sizeof err_snap);
     if (!snap) {
-        sh_error(sh, "Cannot read the committed configuration: %s", db_cfg_error(sh->db));
+        sh_error(sh, "Cannot read the committed configuration: %s", err_snap);
         return SH_OK;
     }
     struct cfg_dest eff;
