@@ -1036,22 +1036,6 @@ static void eng_reap_soon(struct delivery *d)
         d->eng_timer = ev_timer_add(d->a->loop, 0, eng_reap, d);
 }
 
-static char *read_text_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    *len = 0;
-    if (!f)
-        return NULL;
-    struct strbuf sb = STRBUF_INIT;
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        sb_append_len(&sb, buf, n);
-    fclose(f);
-    *len = sb.len;
-    return sb.buf;
-}
-
 /* The engine for the fetch configuration of snapshot s and resolver r: the CA lists of
  * certconfig CERTAUTHORITY, the SETUP proxy, --sts-fetch-timeout. NULL when none can be made
  * (logged): the domain then goes without MTA-STS for this attempt. */
@@ -1089,20 +1073,10 @@ static struct stseng *stseng_for(struct delivery *d, const struct cfg_snapshot *
         .timeout_s = (unsigned)d->a->opt.sts_fetch_timeout,
     };
     struct strbuf pem = STRBUF_INIT;
-    if (custom[0]) {
-        if (ca.system_enabled) {
-            size_t len;
-            char *sys = read_text_file(CERT_SYSTEM_BUNDLE, &len);
-            if (sys)
-                sb_append_len(&pem, sys, len);
-            free(sys);
-        }
-        sb_append(&pem, "\n");
-        sb_append(&pem, custom);
+    cert_ca_trust(&ca, &fc.ca_file, &pem);
+    if (pem.len) {
         fc.ca_pem = sb_str(&pem);
         fc.ca_pem_len = pem.len;
-    } else if (ca.system_enabled) {
-        fc.ca_file = CERT_SYSTEM_BUNDLE;
     }
     struct stseng *x = xcalloc(1, sizeof *x);
     x->key = xstrdup(sb_str(&key));

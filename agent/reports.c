@@ -208,22 +208,6 @@ static void cleanup(struct ev_loop *loop, struct ev_timer *t, void *arg)
     r->dns = NULL;
 }
 
-static char *read_text_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    *len = 0;
-    if (!f)
-        return NULL;
-    struct strbuf sb = STRBUF_INIT;
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        sb_append_len(&sb, buf, n);
-    fclose(f);
-    *len = sb.len;
-    return sb.buf;
-}
-
 /* The fetcher for https: reports, made as delivery makes the MTA-STS one: the CA lists of
  * certconfig CERTAUTHORITY, the SETUP proxy, --sts-fetch-timeout. NULL when it cannot be made. */
 static struct sts_fetcher *report_fetcher(struct reports *r, char *err, size_t errlen)
@@ -233,26 +217,15 @@ static struct sts_fetcher *report_fetcher(struct reports *r, char *err, size_t e
     const struct cfg_snapshot *s = r->a->snap;
     struct cert_ca_cfg ca;
     cert_ca_decode(cfg_snapshot_unit(s, CFG_KIND_CERT, CFG_UNIT_CA), &ca);
-    const char *custom = ca.custom_enabled && ca.custom ? ca.custom : "";
     struct sts_fetch_config fc = {
         .proxy = cfg_snapshot_setup(s)->sts_proxy,
         .timeout_s = (unsigned)r->a->opt.sts_fetch_timeout,
     };
     struct strbuf pem = STRBUF_INIT;
-    if (custom[0]) {
-        if (ca.system_enabled) {
-            size_t len;
-            char *sys = read_text_file(CERT_SYSTEM_BUNDLE, &len);
-            if (sys)
-                sb_append_len(&pem, sys, len);
-            free(sys);
-        }
-        sb_append(&pem, "\n");
-        sb_append(&pem, custom);
+    cert_ca_trust(&ca, &fc.ca_file, &pem);
+    if (pem.len) {
         fc.ca_pem = sb_str(&pem);
         fc.ca_pem_len = pem.len;
-    } else if (ca.system_enabled) {
-        fc.ca_file = CERT_SYSTEM_BUNDLE;
     }
     if (sts_fetcher_new(r->a->loop, r->dns, &fc, &r->fetcher, err, errlen) != 0)
         r->fetcher = NULL;

@@ -633,3 +633,26 @@ void cert_ca_free(struct cert_ca_cfg *c)
     free(c->custom);
     c->custom = NULL;
 }
+
+void cert_ca_trust(const struct cert_ca_cfg *c, const char **file, struct strbuf *pem)
+{
+    *file = NULL;
+    bool custom = c->custom_enabled && c->custom && c->custom[0];
+    if (!custom) {
+        if (c->system_enabled)
+            *file = CERT_SYSTEM_BUNDLE;
+        return;
+    }
+    if (c->system_enabled) {
+        FILE *f = fopen(CERT_SYSTEM_BUNDLE, "rb");
+        if (f) {
+            char buf[8192];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+                sb_append_len(pem, buf, n);
+            fclose(f);
+        }
+        sb_append(pem, "\n");
+    }
+    sb_append(pem, c->custom);
+}
