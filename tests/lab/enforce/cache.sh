@@ -79,4 +79,4 @@ m=$(new_lines | grep -c "Successfully fetched MTA-STS TXT record for domain(sts-
 [ "$n" -le 1 ] && [ "$m" = 1 ] || fail "single flight: $m TXT lookups and $n fetches for five messages"
 
 echo "$SCENARIOS_CHECKED scenarios checked"
-finish
+enf_finish

@@ -113,4 +113,4 @@ report_has valid.signed.stslab no-policy-found dane-required
 report_has dane-servfail.signed.stslab no-policy-found dnssec-invalid
 report_has stripped.plain.stslab no-policy-found starttls-not-supported
 echo "TLS-RPT counts checked"
-finish
+enf_finish

@@ -24,17 +24,17 @@ send "count-$TAG@$SRC"
 check_scenario plain "$RPT" deferred:valid "DCID 0 DANE FAILED for mx\.@D@: the MX records of @D@ are not DNSSEC-signed ;; Delayed: DCID 0 MID @MID@ to RID 0 - 4\.7\.5 - TLS required"
 check_scenario count "$SRC" valid+tls "MTA-STS policy for the domain \(@D@\) Successful\."
 
-before=$("$BIN/lab-messages" valid --to "tlsrpt@$RPT" --count)
+before=$(box_count valid "tlsrpt@$RPT")
 mark_log
 out=$("$STSGATE_BIN/stsgate" --data "$DATA" -c "tlsrpt send $(date -u +%F)" 2>&1) ||
     fail "tlsrpt send failed: $out"
-if "$BIN/lab-wait" valid $((before + 1)) --to "tlsrpt@$RPT" --timeout 60 >/dev/null; then
-    file=$("$BIN/lab-messages" valid --to "tlsrpt@$RPT" | tail -n 1)
+if box_wait valid "tlsrpt@$RPT" $((before + 1)) 60; then
+    file=$(ls -t $(box_msgs valid "tlsrpt@$RPT") | head -n 1)
     grep -qi "^TLS-Report-Domain: *$SRC" "$file" || fail "the report in the mailbox is not $SRC's"
     wait_new "Message done DCID [0-9]+ MID [0-9]+ to RID \[0\]" 10 || fail "no Message done line for the report"
 else
     fail "the report did not reach tlsrpt@$RPT (DANE Mandatory held it back?)"
 fi
-[ "$("$BIN/lab-messages" valid --to "plain-$TAG@$RPT" --count)" = 0 ] ||
+[ "$(box_count valid "plain-$TAG@$RPT")" = 0 ] ||
     fail "ordinary mail to $RPT was delivered despite DANE Mandatory"
-finish
+enf_finish
