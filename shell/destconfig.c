@@ -3,6 +3,7 @@
  *
  * Every operation builds a complete entry first and records it with one db_session_put at the
  * end, so an operation abandoned half way (Ctrl-C, EOF, an empty answer) records nothing. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -663,9 +664,17 @@ static bool valid_proxy(const char *in, char *out, size_t outlen, char *err, siz
         goto bad;
     memcpy(port, colon + 1, plen);
     port[plen] = '\0';
-    char lit[DOMAIN_BUF];
+    /* A host name, an IPv4 address, or an IPv6 address in brackets, as URLs write them. */
+    unsigned char bin[16];
+    char inner[sizeof host];
+    bool v6 = hl > 2 && host[0] == '[' && host[hl - 1] == ']';
+    if (v6) {
+        memcpy(inner, host + 1, hl - 2);
+        inner[hl - 2] = '\0';
+    }
     if (!cfg_parse_long(port, 1, 65535, &v) ||
-        !(cfg_hostname_valid(host) || cfg_domain_normalize(host, lit, sizeof lit)))
+        !(cfg_hostname_valid(host) || inet_pton(AF_INET, host, bin) == 1 ||
+          (v6 && inet_pton(AF_INET6, inner, bin) == 1)))
         goto bad;
     snprintf(out, outlen, "http://%s:%ld", host, v);
     return true;
