@@ -330,6 +330,11 @@ enum sh_rc sh_read_as(struct sh *sh, const char *prompt, unsigned how, char **li
     if (!got || count < 0 || interrupted) {
         if (interrupted || (count < 0 && errno == EINTR)) {
             fputc('\n', stdout);
+            /* Ctrl-C throws away what was typed on the line: the next prompt starts empty. */
+            const LineInfo *li = el_line(e->el);
+            el_cursor(e->el, (int)(li->lastchar - li->cursor));
+            li = el_line(e->el);
+            el_deletestr(e->el, (int)(li->cursor - li->buffer));
             el_reset(e->el);
             return SH_ABORT;
         }
