@@ -641,6 +641,9 @@ void cert_ca_trust(const struct cert_ca_cfg *c, const char **file, struct strbuf
     if (!custom) {
         if (c->system_enabled)
             *file = CERT_SYSTEM_BUNDLE;
+        else
+            sb_append(pem, "\n"); /* a set, empty list: with nothing set, clients fall back to
+                                      the system bundle */
         return;
     }
     if (c->system_enabled) {

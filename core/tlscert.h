@@ -111,7 +111,8 @@ struct cert_ca_cfg {
 void cert_ca_factory(struct cert_ca_cfg *c);
 /* The CAs a certificate check trusts under c, as an HTTPS client wants them: *file is the system
  * bundle when only the system list is on (libcurl caches a file); otherwise pem gets the enabled
- * lists' certificates, the system bundle first; *file NULL and pem empty when no list is on. */
+ * lists' certificates, the system bundle first. When no list is on, pem holds no certificate but
+ * is not empty, so that a client trusts nothing rather than its default bundle. */
 void cert_ca_trust(const struct cert_ca_cfg *c, const char **file, struct strbuf *pem);
 void cert_ca_encode(const struct cert_ca_cfg *c, struct strbuf *sb);
 /* Starts from the factory values; unknown keys are ignored. */

@@ -38,39 +38,12 @@
 struct verify_cfg {
     struct cfg_dns dns_units;
     struct dns_config dns;
-    char *ca_pem; /* System and Custom lists joined, for the policy fetch */
-    size_t ca_len;
+    const char *ca_file; /* the policy fetch's trusted CAs (cert_ca_trust) */
+    struct strbuf ca_pem;
     bool system_cas;
     char *custom_pem; /* the Custom list alone, for the STARTTLS context */
     char proxy[256];
 };
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf)
-        *len = n;
-    return buf;
-}
 
 static void load_cfg(struct sh *sh, struct verify_cfg *v)
 {
@@ -82,21 +55,9 @@ static void load_cfg(struct sh *sh, struct verify_cfg *v)
     struct cert_ca_cfg ca;
     cert_ca_decode(db_session_get_committed(sh->session, CFG_KIND_CERT, CFG_UNIT_CA), &ca);
     v->system_cas = ca.system_enabled;
-    size_t syslen = 0, custlen = ca.custom_enabled && ca.custom ? strlen(ca.custom) : 0;
-    char *sys = ca.system_enabled ? read_file(CERT_SYSTEM_BUNDLE, &syslen) : NULL;
-    v->ca_pem = malloc(syslen + custlen + 2);
-    if (v->ca_pem) {
-        if (sys)
-            memcpy(v->ca_pem, sys, syslen);
-        v->ca_pem[syslen] = '\n';
-        if (custlen)
-            memcpy(v->ca_pem + syslen + 1, ca.custom, custlen);
-        v->ca_len = syslen + 1 + custlen;
-        v->ca_pem[v->ca_len] = '\0';
-    }
-    if (custlen)
+    cert_ca_trust(&ca, &v->ca_file, &v->ca_pem);
+    if (ca.custom_enabled && ca.custom && ca.custom[0])
         v->custom_pem = strdup(ca.custom);
-    free(sys);
     cert_ca_free(&ca);
 
     struct cfg_setup setup;
@@ -109,7 +70,7 @@ static void load_cfg(struct sh *sh, struct verify_cfg *v)
 
 static void free_cfg(struct verify_cfg *v)
 {
-    free(v->ca_pem);
+    sb_free(&v->ca_pem);
     free(v->custom_pem);
 }
 
@@ -350,8 +311,11 @@ enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv)
     /* 2. the fetch */
     struct sts_fetch_config fc;
     memset(&fc, 0, sizeof fc);
-    fc.ca_pem = v.ca_pem;
-    fc.ca_pem_len = v.ca_len;
+    fc.ca_file = v.ca_file;
+    if (v.ca_pem.len) {
+        fc.ca_pem = sb_str(&v.ca_pem);
+        fc.ca_pem_len = v.ca_pem.len;
+    }
     fc.proxy = v.proxy;
     fc.certinfo = true;
     body = malloc(STS_POLICY_MAX);

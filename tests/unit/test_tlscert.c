@@ -489,6 +489,39 @@ static void test_units(const struct made *ca, const struct made *leaf)
     cert_pair_free(&p);
 }
 
+/* The trusted CAs as an HTTPS client is given them: never its default bundle when both lists
+ * are off. */
+static void test_trust(void)
+{
+    struct cert_ca_cfg c = {.system_enabled = true, .custom_enabled = false, .custom = (char *)""};
+    const char *file;
+    struct strbuf pem = STRBUF_INIT;
+    cert_ca_trust(&c, &file, &pem);
+    T_EQ_STR(file, CERT_SYSTEM_BUNDLE);
+    T_EQ_INT(pem.len, 0);
+
+    c.system_enabled = false;
+    cert_ca_trust(&c, &file, &pem);
+    T_CHECK(file == NULL);
+    T_CHECK(pem.len > 0);
+    T_CHECK(strstr(sb_str(&pem), "BEGIN") == NULL);
+
+    sb_reset(&pem);
+    c.custom_enabled = true;
+    c.custom = (char *)"-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n";
+    cert_ca_trust(&c, &file, &pem);
+    T_CHECK(file == NULL);
+    T_EQ_STR(sb_str(&pem), c.custom);
+
+    sb_reset(&pem);
+    c.system_enabled = true;
+    cert_ca_trust(&c, &file, &pem);
+    T_CHECK(file == NULL);
+    T_CHECK(pem.len > strlen(c.custom));
+    T_CHECK(strstr(sb_str(&pem), c.custom) != NULL);
+    sb_free(&pem);
+}
+
 int main(void)
 {
     struct made ca = make("Test Root CA", 0, 3650, true, NULL, NULL);
@@ -504,6 +537,7 @@ int main(void)
     test_pem_import(&ca, &leaf, &other);
     test_bundle(&ca, &leaf);
     test_units(&ca, &leaf);
+    test_trust();
     /* Every entry point leaves OpenSSL's error queue empty. */
     T_EQ_INT(ERR_peek_error(), 0);
 
