@@ -35,54 +35,13 @@
 #include "db_snapshot.h"
 #include "dns.h"
 #include "mxresolve.h"
+#include "probe.h"
 #include "sh.h"
 #include "smtp_client.h"
 #include "strbuf.h"
 #include "tlspolicy.h"
 
 #define DV_TIMEOUT_MS 15000
-
-struct dv {
-    struct sh *sh;
-    struct ev_loop *loop;
-    bool done;
-    enum smtpc_event ev;
-    bool connected;
-    const char *addr;
-    struct strbuf tlsa_line; /* the TLSA step's line(s), printed once connected */
-    struct mx_result mx;
-};
-
-static void mx_done(struct mx_result *r, void *arg)
-{
-    struct dv *d = arg;
-    mx_result_move(&d->mx, r);
-    d->done = true;
-}
-
-static void conn_event(struct smtpc *c, enum smtpc_event ev, void *arg)
-{
-    struct dv *d = arg;
-    if (ev == SMTPC_CONNECTED) {
-        d->connected = true;
-        sh_printf(d->sh, "Connected to %s from interface %s.\n", d->addr,
-                  smtpc_info(c)->local_addr);
-        sh_printf(d->sh, "%s", sb_str(&d->tlsa_line));
-        return;
-    }
-    d->ev = ev;
-    d->done = true;
-}
-
-/* Runs the loop until the pending step is done; false when interrupted. */
-static bool run_until_done(struct dv *d)
-{
-    d->done = false;
-    while (!d->done && !sh_interrupted())
-        if (ev_run_once(d->loop, 200) < 0)
-            break;
-    return d->done;
-}
 
 /* The TLSA step of one host: looks the RRset up, writes its line into line, and fills h's DANE
  * slots. Returns true when secure, usable records authenticate the next connection. tlsa keeps
@@ -124,8 +83,8 @@ static bool tlsa_step(const struct dns_config *cfg, const char *domain, const st
 }
 
 /* One address: TLSA, connect, STARTTLS with the records. Returns true on DANE success. */
-static bool try_addr(struct dv *d, const struct dns_config *cfg, SSL_CTX *ctx, const char *domain,
-                     const struct mx_target *m, bool *interrupted)
+static bool try_addr(struct sh_probe *d, const struct dns_config *cfg, SSL_CTX *ctx,
+                     const char *domain, const struct mx_target *m, bool *interrupted)
 {
     struct sh *sh = d->sh;
     struct dns_answer tlsa;
@@ -134,8 +93,8 @@ static bool try_addr(struct dv *d, const struct dns_config *cfg, SSL_CTX *ctx, c
     tlspol_host_init(&h, CFG_TLS_REQUIRED_VERIFY, domain, m->host, m->literal, false);
     /* STARTTLS needs the records, so the lookup comes first; its line is printed once the
      * connection stands, in the appliance's order. */
-    sb_reset(&d->tlsa_line);
-    bool usable = tlsa_step(cfg, domain, m, &tlsa, &h, &d->tlsa_line);
+    sb_reset(&d->after_connect);
+    bool usable = tlsa_step(cfg, domain, m, &tlsa, &h, &d->after_connect);
 
     sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
     char helo[256], err[256];
@@ -154,12 +113,12 @@ static bool try_addr(struct dv *d, const struct dns_config *cfg, SSL_CTX *ctx, c
     d->connected = false;
     d->addr = m->addr;
     bool ok = false;
-    struct smtpc *c = smtpc_open(d->loop, &p, conn_event, d, err, sizeof err);
+    struct smtpc *c = smtpc_open(d->loop, &p, sh_probe_conn_event, d, err, sizeof err);
     if (!c) {
         sh_printf(sh, "Connection to %s failed: %s\n", m->addr, err);
         goto out;
     }
-    if (!run_until_done(d)) {
+    if (!sh_probe_run(d)) {
         *interrupted = true;
         goto out;
     }
@@ -196,7 +155,7 @@ static bool try_addr(struct dv *d, const struct dns_config *cfg, SSL_CTX *ctx, c
 out:
     if (c && d->done && d->ev == SMTPC_READY) {
         smtpc_quit(c);
-        run_until_done(d);
+        sh_probe_run(d);
     }
     smtpc_free(c);
     dns_answer_clear(&tlsa);
@@ -234,7 +193,7 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
         sh_error(sh, "Cannot read the committed configuration: %s", err_snap);
         return SH_OK;
     }
-    struct dv d = {.sh = sh, .tlsa_line = STRBUF_INIT};
+    struct sh_probe d = {.sh = sh, .after_connect = STRBUF_INIT};
     d.loop = ev_loop_new();
     struct cfg_dns dc;
     cfg_dns_decode(cfg_snapshot_unit(snap, CFG_KIND_DNS, CFG_UNIT_DNS), &dc);
@@ -255,11 +214,11 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
     }
     struct cfg_dest eff;
     cfg_snapshot_dest(snap, domain, &eff, NULL);
-    if (!mx_resolve(d.loop, r, domain, eff.ip_sort, 25, mx_done, &d)) {
+    if (!mx_resolve(d.loop, r, domain, eff.ip_sort, 25, sh_probe_mx_done, &d)) {
         sh_error(sh, "Cannot look up %s: out of memory", domain);
         goto out;
     }
-    if (!run_until_done(&d)) {
+    if (!sh_probe_run(&d)) {
         interrupted = true;
         goto out;
     }
@@ -297,7 +256,7 @@ out:
     if (interrupted)
         sh_printf(sh, "Interrupted.\n");
     mx_result_clear(&d.mx);
-    sb_free(&d.tlsa_line);
+    sb_free(&d.after_connect);
     if (ctx)
         SSL_CTX_free(ctx);
     if (r)

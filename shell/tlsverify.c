@@ -15,45 +15,10 @@
 #include "cfg_snapshot.h"
 #include "mxresolve.h"
 #include "db_snapshot.h"
+#include "probe.h"
 #include "sh.h"
 #include "smtp_client.h"
 #include "tlspolicy.h"
-
-struct tv {
-    struct ev_loop *loop;
-    bool done;
-    struct mx_result mx;
-    enum smtpc_event ev;
-    struct sh *sh;
-    const char *addr;
-};
-
-static void mx_done(struct mx_result *r, void *arg)
-{
-    struct tv *t = arg;
-    mx_result_move(&t->mx, r);
-    t->done = true;
-}
-
-static void conn_event(struct smtpc *c, enum smtpc_event ev, void *arg)
-{
-    struct tv *t = arg;
-    if (ev == SMTPC_CONNECTED) {
-        sh_printf(t->sh, "Connected to %s from interface %s.\n", t->addr,
-                  smtpc_info(c)->local_addr);
-        return;
-    }
-    t->ev = ev;
-    t->done = true;
-}
-
-static void run_until_done(struct tv *t)
-{
-    t->done = false;
-    while (!t->done && !sh_interrupted())
-        if (ev_run_once(t->loop, 200) < 0)
-            break;
-}
 
 static bool route_exists(void *arg, const char *name)
 {
@@ -61,8 +26,8 @@ static bool route_exists(void *arg, const char *name)
 }
 
 /* One host: connect, STARTTLS as the plan says, decide. Returns the action. */
-static enum tlspol_action try_host(struct tv *t, const struct mx_target *m, struct tlspol_host *h,
-                                   SSL_CTX *ctx, const char *helo)
+static enum tlspol_action try_host(struct sh_probe *t, const struct mx_target *m,
+                                   struct tlspol_host *h, SSL_CTX *ctx, const char *helo)
 {
     struct sh *sh = t->sh;
     sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
@@ -78,12 +43,12 @@ static enum tlspol_action try_host(struct tv *t, const struct mx_target *m, stru
     p.timeouts.starttls = p.timeouts.handshake = 15000;
     char err[256];
     t->addr = m->addr;
-    struct smtpc *c = smtpc_open(t->loop, &p, conn_event, t, err, sizeof err);
+    struct smtpc *c = smtpc_open(t->loop, &p, sh_probe_conn_event, t, err, sizeof err);
     if (!c) {
         sh_printf(sh, "Connection to %s failed: %s\n", m->addr, err);
         return TLSPOL_HOST_FAILED;
     }
-    run_until_done(t);
+    sh_probe_run(t);
     const struct smtpc_info *in = smtpc_info(c);
     enum tlspol_action act = TLSPOL_HOST_FAILED;
     if (!t->done) {
@@ -160,7 +125,7 @@ static enum tlspol_action try_host(struct tv *t, const struct mx_target *m, stru
         sh_printf(sh, "Host failed (%s): %s\n", h->status, h->reason);
     if (t->done && (t->ev == SMTPC_READY)) {
         smtpc_quit(c);
-        run_until_done(t);
+        sh_probe_run(t);
     }
     smtpc_free(c);
     return act;
@@ -189,7 +154,7 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
     sh_printf(sh, "\nDestination controls for %s: entry %s, TLS %s.\n", domain, entry,
               cfg_tls_label(eff.tls));
 
-    struct tv t = {.sh = sh};
+    struct sh_probe t = {.sh = sh};
     t.loop = ev_loop_new();
     struct cfg_dns dc;
     cfg_dns_decode(cfg_snapshot_unit(snap, CFG_KIND_DNS, CFG_UNIT_DNS), &dc);
@@ -224,12 +189,12 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
             rh[i].literal = x->address;
         }
         sh_printf(sh, "SMTP route %s applies: MTA-STS and DANE are not used.\n", route);
-        l = mx_resolve_route(t.loop, r, rh, (size_t)hosts.n, eff.ip_sort, mx_done, &t);
+        l = mx_resolve_route(t.loop, r, rh, (size_t)hosts.n, eff.ip_sort, sh_probe_mx_done, &t);
     } else {
-        l = mx_resolve(t.loop, r, domain, eff.ip_sort, 25, mx_done, &t);
+        l = mx_resolve(t.loop, r, domain, eff.ip_sort, 25, sh_probe_mx_done, &t);
     }
     (void)l;
-    run_until_done(&t);
+    sh_probe_run(&t);
     if (!t.done) {
         sh_printf(sh, "Interrupted.\n");
         goto out;
