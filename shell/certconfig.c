@@ -445,11 +445,15 @@ static void custom_list(struct sh *sh, struct cert_list *l)
     cert_ca_free(&c);
 }
 
-static enum sh_rc set_custom(struct sh *sh, bool on)
+/* ENABLE and DISABLE of either list: one flag of the CERTAUTHORITY unit. */
+static enum sh_rc set_list(struct sh *sh, bool system, bool on)
 {
     struct cert_ca_cfg c;
     load_ca(sh, &c);
-    c.custom_enabled = on;
+    if (system)
+        c.system_enabled = on;
+    else
+        c.custom_enabled = on;
     store_ca(sh, &c);
     cert_ca_free(&c);
     return SH_OK;
@@ -457,12 +461,12 @@ static enum sh_rc set_custom(struct sh *sh, bool on)
 
 static enum sh_rc op_custom_enable(struct sh *sh)
 {
-    return set_custom(sh, true);
+    return set_list(sh, false, true);
 }
 
 static enum sh_rc op_custom_disable(struct sh *sh)
 {
-    return set_custom(sh, false);
+    return set_list(sh, false, false);
 }
 
 static enum sh_rc op_custom_import(struct sh *sh)
@@ -573,24 +577,14 @@ static enum sh_rc op_custom_delete(struct sh *sh)
     return rc;
 }
 
-static enum sh_rc set_system(struct sh *sh, bool on)
-{
-    struct cert_ca_cfg c;
-    load_ca(sh, &c);
-    c.system_enabled = on;
-    store_ca(sh, &c);
-    cert_ca_free(&c);
-    return SH_OK;
-}
-
 static enum sh_rc op_system_enable(struct sh *sh)
 {
-    return set_system(sh, true);
+    return set_list(sh, true, true);
 }
 
 static enum sh_rc op_system_disable(struct sh *sh)
 {
-    return set_system(sh, false);
+    return set_list(sh, true, false);
 }
 
 static enum sh_rc op_system_print(struct sh *sh)
