@@ -133,14 +133,24 @@ static int make_private(const char *path, char *err, size_t errlen)
 }
 
 /* The promises (readers never block the writer, a commit is one append to the WAL) hold only in
- * WAL mode, and SQLite answers with the mode it fell back to rather than an error. */
+ * WAL mode, and SQLite answers with the mode it fell back to rather than an error.
+ *
+ * The switch reads the file and then takes the write lock. When another opener holds a read lock
+ * at that moment, SQLite answers SQLITE_BUSY at once without calling the busy handler (waiting
+ * could deadlock two such openers), so the wait for other openers is ours: retry for as long as
+ * busy_timeout would have waited. */
 static int set_wal(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     int rc = db_sqlite_prepare(db, "PRAGMA journal_mode=WAL", &st, err, errlen);
     if (rc != SQLITE_OK)
         return rc;
-    rc = sqlite3_step(st);
+    enum { PAUSE_MS = 5 };
+    for (int waited = 0; (rc = sqlite3_step(st)) == SQLITE_BUSY && waited < DB_SQLITE_BUSY_MS;
+         waited += PAUSE_MS) {
+        sqlite3_reset(st);
+        sqlite3_sleep(PAUSE_MS);
+    }
     if (rc == SQLITE_ROW) {
         const char *mode = (const char *)sqlite3_column_text(st, 0);
         rc = SQLITE_OK;
