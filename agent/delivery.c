@@ -145,8 +145,9 @@ struct conn {
     int sts_skipped;    /* hosts an enforce policy left out */
     size_t logged_host; /* host_index + 1 of the last host whose skip was logged */
     struct dns_query *tlsa_q;
-    struct dns_answer tlsa[MX_MAX_HOSTS]; /* per host_index; the plan points into them */
-    bool tlsa_done[MX_MAX_HOSTS];
+    struct dns_answer tlsa[MX_MAX_HOSTS]; /* per host_index, the last answer; the plan points
+                                             into them */
+    uint8_t tlsa_tried[MX_MAX_HOSTS];     /* per host_index: TLSA base domains asked (dane_bases) */
     int64_t next_dcid; /* taken before connecting, for the lines logged before the connection */
 };
 
@@ -633,7 +634,7 @@ static void conn_end(struct conn *c)
     if (c->tlsa_q)
         dns_query_cancel(c->tlsa_q);
     for (size_t i = 0; i < MX_MAX_HOSTS; i++)
-        if (c->tlsa_done[i])
+        if (c->tlsa_tried[i])
             dns_answer_clear(&c->tlsa[i]);
     sts_result_release(&c->sts);
     conn_drop_smtp(c);
@@ -880,16 +881,21 @@ static bool conn_plan_security(struct conn *c, const struct mx_target *t)
         size_t hi = t->host_index;
         /* an implicit MX stands on the domain's own address records (RFC 7672 §2.2.1) */
         bool mx_secure = c->mx.implicit ? t->addr_secure : t->mx_secure;
-        bool known = hi < MX_MAX_HOSTS && c->tlsa_done[hi];
+        /* the CNAME-expanded name first, then the host (RFC 7672 §2.2.2) */
+        const char *bases[2];
+        size_t nbases = dane_bases(t->host, mx_canon(&c->mx, t), t->addr_secure, bases);
+        size_t tried = hi < MX_MAX_HOSTS ? c->tlsa_tried[hi] : 0;
+        bool known = tried == nbases || (tried > 0 && dane_tlsa_settles(&c->tlsa[hi]));
         if (!known && hi < MX_MAX_HOSTS && dane_wants_tlsa(c->dane, mx_secure, t->addr_secure)) {
             char qname[MX_NAME_MAX + 16];
-            snprintf(qname, sizeof qname, "_25._tcp.%s", t->host);
+            snprintf(qname, sizeof qname, "_25._tcp.%s", bases[tried]);
             c->tlsa_q = dns_query(d->resolver, qname, DNS_T_TLSA, tlsa_done, c);
             if (c->tlsa_q)
                 return false;
             /* out of memory: a failed lookup, which fails the host */
+            dns_answer_clear(&c->tlsa[hi]);
             c->tlsa[hi].status = DNS_ERROR;
-            c->tlsa_done[hi] = true;
+            c->tlsa_tried[hi] = (uint8_t)++tried;
             known = true;
         }
         struct dane_facts f = {
@@ -897,6 +903,7 @@ static bool conn_plan_security(struct conn *c, const struct mx_target *t)
             .mx_secure = mx_secure,
             .addr_secure = t->addr_secure,
             .tlsa = known ? &c->tlsa[hi] : NULL,
+            .base = known ? bases[tried - 1] : NULL,
         };
         char reason[400];
         dane_decide(&f, &c->plan, reason, sizeof reason);
@@ -937,7 +944,7 @@ static void tlsa_done(struct dns_answer *ans, void *arg)
     c->tlsa_q = NULL;
     size_t hi = c->mx.targets[c->ti].host_index;
     dns_answer_move(&c->tlsa[hi], ans);
-    c->tlsa_done[hi] = true;
+    c->tlsa_tried[hi]++;
     conn_next_target(c);
 }
 

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 bool dane_wants_tlsa(enum cfg_dane mode, bool mx_secure, bool addr_secure)
 {
@@ -12,6 +13,22 @@ bool dane_wants_tlsa(enum cfg_dane mode, bool mx_secure, bool addr_secure)
     if (mode == CFG_DANE_MANDATORY && !mx_secure)
         return false;
     return addr_secure;
+}
+
+size_t dane_bases(const char *host, const char *canon, bool addr_secure, const char *bases[2])
+{
+    size_t n = 0;
+    if (canon && *canon && addr_secure && strcasecmp(canon, host) != 0)
+        bases[n++] = canon;
+    bases[n++] = host;
+    return n;
+}
+
+bool dane_tlsa_settles(const struct dns_answer *a)
+{
+    if (dns_status_temporary(a->status) || a->status == DNS_BADNAME)
+        return true;
+    return a->status == DNS_OK && a->secure && a->nrr > 0;
 }
 
 bool dane_tlsa_usable(unsigned usage, unsigned selector, unsigned mtype, size_t len)
@@ -53,22 +70,29 @@ void dane_decide(const struct dane_facts *f, struct tlspol_host *h, char *reason
         return;
     }
     const struct dns_answer *a = f->tlsa;
+    const char *base = f->base ? f->base : h->host;
+    /* the host, and where its records were when that is its CNAME target */
+    char who[2 * TLSPOL_NAME_MAX + 8];
+    if (strcasecmp(base, h->host) == 0)
+        snprintf(who, sizeof who, "%s", h->host);
+    else
+        snprintf(who, sizeof who, "%s at %s", h->host, base);
     if (dns_status_temporary(a->status) || a->status == DNS_BADNAME) {
         h->dane = TLSPOL_DANE_FAILED;
-        snprintf(reason, reasonlen, "TLSA lookup for %s failed: %s", h->host,
+        snprintf(reason, reasonlen, "TLSA lookup for %s failed: %s", who,
                  dns_status_name(a->status));
         return;
     }
     if (!a->secure || a->status != DNS_OK || a->nrr == 0) {
         if (mandatory) {
             h->dane = TLSPOL_DANE_FAILED;
-            snprintf(reason, reasonlen, "no secure TLSA for %s", h->host);
+            snprintf(reason, reasonlen, "no secure TLSA for %s", who);
         } else {
-            snprintf(reason, reasonlen, "no secure TLSA for %s, DANE not applied", h->host);
+            snprintf(reason, reasonlen, "no secure TLSA for %s, DANE not applied", who);
         }
         return;
     }
-    snprintf(h->dane_base, sizeof h->dane_base, "%s", h->host);
+    snprintf(h->dane_base, sizeof h->dane_base, "%s", base);
     for (size_t i = 0; i < a->nrr && h->ntlsa < TLSPOL_MAX_TLSA; i++) {
         const struct dns_rr *rr = &a->rr[i];
         if (rr->type != DNS_T_TLSA ||
@@ -84,13 +108,13 @@ void dane_decide(const struct dane_facts *f, struct tlspol_host *h, char *reason
     if (h->ntlsa > 0) {
         h->dane = TLSPOL_DANE_AUTH;
         snprintf(reason, reasonlen, "%zu usable TLSA record%s for %s", h->ntlsa,
-                 h->ntlsa == 1 ? "" : "s", h->host);
+                 h->ntlsa == 1 ? "" : "s", who);
     } else if (mandatory) {
         h->dane = TLSPOL_DANE_FAILED;
-        snprintf(reason, reasonlen, "only unusable TLSA records for %s", h->host);
+        snprintf(reason, reasonlen, "only unusable TLSA records for %s", who);
     } else {
         h->dane = TLSPOL_DANE_NOAUTH;
         snprintf(reason, reasonlen, "only unusable TLSA records for %s, TLS without authentication",
-                 h->host);
+                 who);
     }
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "strbuf.h"
@@ -27,6 +28,7 @@ struct host_lk {
     bool secure[2];
     struct mx_target addrs[2 * MX_MAX_ADDRS];
     size_t naddrs;
+    char canon[MX_NAME_MAX]; /* "" unless an address answer followed CNAMEs */
 };
 
 struct qarg {
@@ -118,9 +120,17 @@ size_t mx_sort_targets(struct mx_target *t, size_t n, enum cfg_ipsort sort)
     return k;
 }
 
+const char *mx_canon(const struct mx_result *res, const struct mx_target *t)
+{
+    return res->canon && t->host_index < res->nhosts ? res->canon[t->host_index] : NULL;
+}
+
 void mx_result_clear(struct mx_result *res)
 {
     free(res->targets);
+    for (size_t i = 0; res->canon && i < res->nhosts; i++)
+        free(res->canon[i]);
+    free(res->canon);
     memset(res, 0, sizeof *res);
 }
 
@@ -193,10 +203,13 @@ static void assemble(struct mx_lookup *l)
     for (size_t i = 0; i < l->nhosts; i++)
         total += l->hosts[i].naddrs;
     l->res.targets = total ? xcalloc(total, sizeof *l->res.targets) : NULL;
+    l->res.canon = l->nhosts ? xcalloc(l->nhosts, sizeof *l->res.canon) : NULL;
     size_t k = 0;
     const char *temp_host = NULL;
     for (size_t i = 0; i < l->nhosts; i++) {
         struct host_lk *h = &l->hosts[i];
+        if (h->canon[0])
+            l->res.canon[i] = xstrdup(h->canon);
         for (size_t j = 0; j < h->naddrs; j++) {
             struct mx_target *t = &l->res.targets[k++];
             *t = h->addrs[j];
@@ -247,6 +260,9 @@ static void addr_cb(struct dns_answer *ans, void *arg)
     h->q[qa->which] = NULL;
     h->st[qa->which] = ans->status;
     h->secure[qa->which] = ans->secure;
+    if (ans->status == DNS_OK && ans->ncname > 0 && ans->canon && !h->canon[0] &&
+        strcasecmp(ans->canon, h->name) != 0)
+        snprintf(h->canon, sizeof h->canon, "%s", ans->canon);
     if (ans->status == DNS_OK) {
         for (size_t i = 0; i < ans->nrr && h->naddrs < 2 * MX_MAX_ADDRS; i++) {
             const struct dns_rr *rr = &ans->rr[i];

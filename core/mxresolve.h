@@ -11,7 +11,8 @@
  * mx_resolve_route() does the same for an SMTP route's host list (already in priority order):
  * names with A/AAAA (never MX), address literals as they are, each with its port.
  * The `secure` flags (DNSSEC AD from a trusted resolver) of the MX answer and of each host's
- * address answers are kept: DANE needs them (§4).
+ * address answers are kept, and so is the end of a host's CNAME chain: DANE needs them (§4,
+ * RFC 7672 §2.2.2).
  *
  * The callback is called exactly once, from the event loop, unless mx_cancel() came first. */
 #ifndef STSGATE_MXRESOLVE_H
@@ -59,6 +60,9 @@ struct mx_result {
     size_t ntargets;
     /* Hosts whose address lookup failed temporarily; shown in reasons and logs. */
     size_t nhosts, hosts_tempfail, hosts_noaddr;
+    /* Per host_index (nhosts entries; NULL when nhosts is 0): the name the host's address lookup
+     * ended at after following CNAMEs, or NULL when it followed none. Read it with mx_canon(). */
+    char **canon;
 };
 
 /* A route host as the lookup needs it (core/cfg_route.h gives these). */
@@ -80,6 +84,9 @@ struct mx_lookup *mx_resolve_route(struct ev_loop *loop, struct dns_resolver *r,
                                    enum cfg_ipsort sort, mx_cb cb, void *arg);
 /* The callback will not be called. NULL is ignored; inside the callback it does nothing. */
 void mx_cancel(struct mx_lookup *l);
+
+/* The CNAME-expanded name of t's host, or NULL when its address records are its own. */
+const char *mx_canon(const struct mx_result *res, const struct mx_target *t);
 
 void mx_result_clear(struct mx_result *res);
 void mx_result_move(struct mx_result *dst, struct mx_result *src);

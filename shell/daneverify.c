@@ -14,6 +14,8 @@
  *   BOGUS MX record found for <domain>                       (SERVFAIL from a trusted resolver)
  *   MX lookup failed for <domain>: <reason>                   (timeout, NXDOMAIN, null MX, ...)
  *   No MX record found for <domain>: using its address records (implicit MX)
+ *   SECURE CNAME record (<target>) found for MX(<mx>) in <domain>  (the MX host is an alias: its
+ *                                                             TLSA lines name the target first)
  *   INSECURE TLSA record found for MX(<mx>) in <domain>       (TLSA in an unsigned zone: ignored)
  *   BOGUS TLSA record found for MX(<mx>) in <domain>          (TLSA lookup SERVFAIL)
  *   TLSA lookup failed for MX(<mx>) in <domain>: <status>     (timeout, other errors)
@@ -43,48 +45,62 @@
 
 #define DV_TIMEOUT_MS 15000
 
-/* The TLSA step of one host: looks the RRset up, writes its line into line, and fills h's DANE
- * slots. Returns true when secure, usable records authenticate the next connection. tlsa keeps
- * the records h points into. */
-static bool tlsa_step(const struct dns_config *cfg, const char *domain, const struct mx_target *m,
-                      struct dns_answer *tlsa, struct tlspol_host *h, struct strbuf *line)
+/* The line for the TLSA answer at one base domain. */
+static void tlsa_line(const struct dns_answer *a, const char *base, bool addr_secure,
+                      const char *domain, struct strbuf *line)
 {
-    char qname[MX_NAME_MAX + 16];
-    snprintf(qname, sizeof qname, "_25._tcp.%s", m->host);
-    dns_resolve(cfg, qname, DNS_T_TLSA, tlsa);
-    if (tlsa->status == DNS_SERVFAIL) {
-        /* A validating resolver answers SERVFAIL for data whose signatures do not verify. */
-        sb_printf(line, "BOGUS TLSA record found for MX(%s) in %s\n", m->host, domain);
-        return false;
+    if (a->status == DNS_SERVFAIL) /* a validating resolver's answer to bad signatures */
+        sb_printf(line, "BOGUS TLSA record found for MX(%s) in %s\n", base, domain);
+    else if (dns_status_temporary(a->status) || a->status == DNS_BADNAME)
+        sb_printf(line, "TLSA lookup failed for MX(%s) in %s: %s\n", base, domain,
+                  a->detail[0] ? a->detail : dns_status_name(a->status));
+    else if (a->status != DNS_OK || a->nrr == 0)
+        sb_printf(line, "No TLSA record found for MX(%s) in %s\n", base, domain);
+    else
+        sb_printf(line, "%s TLSA record found for MX(%s) in %s\n",
+                  a->secure && addr_secure ? "SECURE" : "INSECURE", base, domain);
+}
+
+/* The TLSA step of one host: looks the RRset up at each base domain in turn (the CNAME-expanded
+ * name first, RFC 7672 §2.2.2) until one settles, writes a line per lookup into line, and fills
+ * h's DANE slots. Returns true when secure, usable records authenticate the next connection.
+ * tlsa keeps the records h points into. */
+static bool tlsa_step(const struct dns_config *cfg, const char *domain, const struct mx_target *m,
+                      const char *canon, struct dns_answer *tlsa, struct tlspol_host *h,
+                      struct strbuf *line)
+{
+    const char *bases[2];
+    size_t nbases = dane_bases(m->host, canon, m->addr_secure, bases);
+    size_t i = 0;
+    for (;; i++) {
+        char qname[MX_NAME_MAX + 16];
+        snprintf(qname, sizeof qname, "_25._tcp.%s", bases[i]);
+        dns_answer_clear(tlsa);
+        dns_resolve(cfg, qname, DNS_T_TLSA, tlsa);
+        tlsa_line(tlsa, bases[i], m->addr_secure, domain, line);
+        if (i + 1 == nbases || dane_tlsa_settles(tlsa))
+            break;
     }
-    if (dns_status_temporary(tlsa->status) || tlsa->status == DNS_BADNAME) {
-        sb_printf(line, "TLSA lookup failed for MX(%s) in %s: %s\n", m->host, domain,
-                  tlsa->detail[0] ? tlsa->detail : dns_status_name(tlsa->status));
+    if (tlsa->status != DNS_OK || tlsa->nrr == 0)
         return false;
-    }
-    if (tlsa->status != DNS_OK || tlsa->nrr == 0) {
-        sb_printf(line, "No TLSA record found for MX(%s) in %s\n", m->host, domain);
-        return false;
-    }
     /* An insecure MX RRset does not stop DANE when the host's own records are signed
      * (RFC 7672 §2.2.1): that is the Opportunistic decision of dane.c. */
     struct dane_facts f = {.mode = CFG_DANE_OPPORTUNISTIC,
                            .mx_secure = m->mx_secure,
                            .addr_secure = m->addr_secure,
-                           .tlsa = tlsa};
+                           .tlsa = tlsa,
+                           .base = bases[i]};
     char reason[256];
     dane_decide(&f, h, reason, sizeof reason);
-    bool secure = tlsa->secure && m->addr_secure;
-    sb_printf(line, "%s TLSA record found for MX(%s) in %s\n", secure ? "SECURE" : "INSECURE",
-              m->host, domain);
-    if (secure && h->dane != TLSPOL_DANE_AUTH)
-        sb_printf(line, "No usable TLSA record for MX(%s) in %s\n", m->host, domain);
+    if (tlsa->secure && m->addr_secure && h->dane != TLSPOL_DANE_AUTH)
+        sb_printf(line, "No usable TLSA record for MX(%s) in %s\n", bases[i], domain);
     return h->dane == TLSPOL_DANE_AUTH;
 }
 
 /* One address: TLSA, connect, STARTTLS with the records. Returns true on DANE success. */
 static bool try_addr(struct sh_probe *d, const struct dns_config *cfg, SSL_CTX *ctx,
-                     const char *domain, const struct mx_target *m, bool *interrupted)
+                     const char *domain, const struct mx_target *m, const char *canon,
+                     bool *interrupted)
 {
     struct sh *sh = d->sh;
     struct dns_answer tlsa;
@@ -94,7 +110,7 @@ static bool try_addr(struct sh_probe *d, const struct dns_config *cfg, SSL_CTX *
     /* STARTTLS needs the records, so the lookup comes first; its line is printed once the
      * connection stands, in the appliance's order. */
     sb_reset(&d->after_connect);
-    bool usable = tlsa_step(cfg, domain, m, &tlsa, &h, &d->after_connect);
+    bool usable = tlsa_step(cfg, domain, m, canon, &tlsa, &h, &d->after_connect);
 
     sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
     char helo[256], err[256];
@@ -104,7 +120,7 @@ static bool try_addr(struct sh_probe *d, const struct dns_config *cfg, SSL_CTX *
     p.timeouts.starttls = p.timeouts.handshake = DV_TIMEOUT_MS;
     if (usable) {
         p.starttls = true;
-        p.sni = m->literal ? NULL : m->host;
+        p.sni = h.dane_base; /* the TLSA base domain (RFC 7672 §8.1) */
         p.dane_base = h.dane_base;
         p.dane_host = m->host;
         p.tlsa = h.tlsa;
@@ -229,6 +245,7 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
     size_t last_host = (size_t)-1;
     for (size_t i = 0; i < d.mx.ntargets && !ok && !interrupted; i++) {
         const struct mx_target *m = &d.mx.targets[i];
+        const char *canon = mx_canon(&d.mx, m);
         if (m->host_index != last_host) {
             if (d.mx.implicit)
                 sh_printf(sh,
@@ -239,11 +256,14 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
                 sh_printf(sh, "%s MX record(%s) found for %s\n",
                           d.mx.mx_secure ? "SECURE" : "INSECURE", m->host, domain);
             last_host = m->host_index;
+            if (canon)
+                sh_printf(sh, "%s CNAME record (%s) found for MX(%s) in %s\n",
+                          m->addr_secure ? "SECURE" : "INSECURE", canon, m->host, domain);
         }
         sh_printf(sh, "%s %s record (%s) found for MX(%s) in %s\n",
                   m->addr_secure ? "SECURE" : "INSECURE", m->family == AF_INET ? "A" : "AAAA",
                   m->addr, m->host, domain);
-        ok = try_addr(&d, &cfg, ctx, domain, m, &interrupted);
+        ok = try_addr(&d, &cfg, ctx, domain, m, canon, &interrupted);
     }
 verdict:
     if (interrupted)

@@ -84,7 +84,10 @@ static void test_cases(void)
         a.secure = c->secure;
         a.rr = c->rr;
         a.nrr = c->nrr;
-        struct dane_facts f = {c->mode, c->mx_secure, c->addr_secure, c->looked_up ? &a : NULL};
+        struct dane_facts f = {.mode = c->mode,
+                               .mx_secure = c->mx_secure,
+                               .addr_secure = c->addr_secure,
+                               .tlsa = c->looked_up ? &a : NULL};
         struct tlspol_host h;
         tlspol_host_init(&h, CFG_TLS_PREFERRED, "example.com", "mx.example.com", false, false);
         char reason[256];
@@ -126,7 +129,8 @@ static void test_plan(void)
     a.secure = true;
     a.rr = ee311;
     a.nrr = 1;
-    struct dane_facts f = {CFG_DANE_OPPORTUNISTIC, true, true, &a};
+    struct dane_facts f = {
+        .mode = CFG_DANE_OPPORTUNISTIC, .mx_secure = true, .addr_secure = true, .tlsa = &a};
     struct tlspol_host h;
     tlspol_host_init(&h, CFG_TLS_PREFERRED, "example.com", "mx.example.com", false, false);
     h.sts = TLSPOL_STS_ENFORCE;
@@ -139,9 +143,66 @@ static void test_plan(void)
     T_CHECK(!h.plain_retry);
 }
 
+/* RFC 7672 §2.2.2: a host reached through a secure CNAME chain is looked up at the expanded name
+ * first; the first secure RRset (or a failed lookup) decides, and its owner is the base domain. */
+static void test_cname(void)
+{
+    const char *b[2];
+    T_EQ_INT(dane_bases("mx.example.com", NULL, true, b), 1);
+    T_EQ_STR(b[0], "mx.example.com");
+    T_EQ_INT(dane_bases("mx.example.com", "real.example.net", true, b), 2);
+    T_EQ_STR(b[0], "real.example.net");
+    T_EQ_STR(b[1], "mx.example.com");
+    T_EQ_INT(dane_bases("mx.example.com", "real.example.net", false, b), 1); /* insecure chain */
+    T_EQ_STR(b[0], "mx.example.com");
+    T_EQ_INT(dane_bases("mx.example.com", "MX.Example.com", true, b), 1);
+
+    struct dns_answer a;
+    memset(&a, 0, sizeof a);
+    a.status = DNS_OK, a.secure = true, a.rr = ee311, a.nrr = 1;
+    T_CHECK(dane_tlsa_settles(&a));
+    a.rr = unusable, a.nrr = 2; /* a secure RRset settles even when nothing in it is usable */
+    T_CHECK(dane_tlsa_settles(&a));
+    a.secure = false;
+    T_CHECK(!dane_tlsa_settles(&a));
+    a.status = DNS_NODATA, a.secure = true, a.rr = NULL, a.nrr = 0;
+    T_CHECK(!dane_tlsa_settles(&a));
+    a.status = DNS_NXDOMAIN;
+    T_CHECK(!dane_tlsa_settles(&a));
+    a.status = DNS_SERVFAIL, a.secure = false;
+    T_CHECK(dane_tlsa_settles(&a));
+    a.status = DNS_TIMEOUT;
+    T_CHECK(dane_tlsa_settles(&a));
+
+    /* records at the expanded name: it is the base domain, the SNI, and a reference name */
+    a.status = DNS_OK, a.secure = true, a.rr = ta211, a.nrr = 1;
+    struct dane_facts f = {.mode = CFG_DANE_MANDATORY,
+                           .mx_secure = true,
+                           .addr_secure = true,
+                           .tlsa = &a,
+                           .base = "real.example.net"};
+    struct tlspol_host h;
+    tlspol_host_init(&h, CFG_TLS_PREFERRED, "example.com", "mx.example.com", false, false);
+    char reason[256];
+    dane_decide(&f, &h, reason, sizeof reason);
+    T_EQ_INT(h.dane, TLSPOL_DANE_AUTH);
+    T_EQ_STR(h.dane_base, "real.example.net");
+    T_EQ_STR(reason, "1 usable TLSA record for mx.example.com at real.example.net");
+    tlspol_plan(&h);
+    T_EQ_STR(h.sni, "real.example.net");
+
+    /* a failed lookup at the expanded name fails the host, named with both names */
+    a.status = DNS_SERVFAIL, a.secure = false, a.rr = NULL, a.nrr = 0;
+    tlspol_host_init(&h, CFG_TLS_PREFERRED, "example.com", "mx.example.com", false, false);
+    dane_decide(&f, &h, reason, sizeof reason);
+    T_EQ_INT(h.dane, TLSPOL_DANE_FAILED);
+    T_EQ_STR(reason, "TLSA lookup for mx.example.com at real.example.net failed: SERVFAIL");
+}
+
 int main(void)
 {
     test_cases();
+    test_cname();
     test_usable();
     test_plan();
     return t_done();

@@ -57,6 +57,9 @@ static bool zone(const struct fakedns_query *q, struct fakedns_reply *r, void *a
             fakedns_reply_rr(r, NULL, DNS_T_MX, 300, rd, 3);
         } else if (strcmp(n, "noaddr.test") == 0) {
             mx_rr(r, 10, "gone.multi.test");
+        } else if (strcmp(n, "seccname.test") == 0) {
+            mx_rr(r, 10, "alias.seccname.test");
+            mx_rr(r, 20, "mx2.multi.test");
         } else if (strcmp(n, "tempaddr.test") == 0) {
             mx_rr(r, 10, "sf.multi.test");
             mx_rr(r, 20, "gone.multi.test");
@@ -80,6 +83,16 @@ static bool zone(const struct fakedns_query *q, struct fakedns_reply *r, void *a
     } else if (strcmp(n, "implicit.test") == 0 || strcmp(n, "relay.test") == 0) {
         if (v4)
             a_rr(r, "192.0.2.9");
+    } else if (strcmp(n, "alias.seccname.test") == 0) {
+        /* a CNAME chain of two links, whatever the address type */
+        unsigned char t[256];
+        fakedns_reply_rr(r, NULL, DNS_T_CNAME, 300, t, fakedns_name(t, "hop.seccname.test"));
+        fakedns_reply_rr(r, "hop.seccname.test", DNS_T_CNAME, 300, t,
+                         fakedns_name(t, "real.seccname.test"));
+        if (v4) {
+            unsigned char b[4] = {192, 0, 2, 44};
+            fakedns_reply_rr(r, "real.seccname.test", DNS_T_A, 300, b, 4);
+        }
     } else if (strcmp(n, "v6only.test") == 0) {
         if (v6)
             a_rr(r, "2001:db8::9");
@@ -173,6 +186,7 @@ static void test_outcomes(void)
     T_CHECK(g.r.implicit);
     T_EQ_INT(g.r.ntargets, 1);
     T_EQ_STR(g.r.targets[0].host, "implicit.test");
+    T_CHECK(mx_canon(&g.r, &g.r.targets[0]) == NULL);
     mx_result_clear(&g.r);
 
     resolve("nullmx.test", CFG_IPSORT_PREFER_V4, &g);
@@ -209,6 +223,18 @@ static void test_outcomes(void)
     /* Require IPv4 with only an IPv6 address: nothing to try, and that will not change */
     resolve("v6only.test", CFG_IPSORT_REQUIRE_V4, &g);
     T_EQ_INT(g.r.status, MX_PERMFAIL);
+    mx_result_clear(&g.r);
+
+    /* A host reached through CNAMEs: the end of the chain is kept for DANE, per host. */
+    resolve("seccname.test", CFG_IPSORT_PREFER_V4, &g);
+    T_EQ_INT(g.r.status, MX_OK);
+    T_CHECK(g.r.ntargets >= 2);
+    T_EQ_STR(g.r.targets[0].host, "alias.seccname.test");
+    T_EQ_STR(g.r.targets[0].addr, "192.0.2.44");
+    T_CHECK(g.r.targets[0].addr_secure);
+    T_EQ_STR(mx_canon(&g.r, &g.r.targets[0]), "real.seccname.test");
+    T_EQ_STR(g.r.targets[1].host, "mx2.multi.test");
+    T_CHECK(mx_canon(&g.r, &g.r.targets[1]) == NULL);
     mx_result_clear(&g.r);
 
     resolve("[192.0.2.77]", CFG_IPSORT_PREFER_V4, &g);

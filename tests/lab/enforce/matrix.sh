@@ -69,6 +69,11 @@ dane-bogus|2|2|-|dane-bogus.bogus.stslab|deferred:valid|Delayed: DCID 0 MID @MID
 dane-notlsa|2|2|-|dane-notlsa.signed.stslab|valid+tls|DCID [0-9]+ DANE: no secure TLSA for mx\.@D@, DANE not applied
 dane-mxplain|2|2|-|dane-mxplain.signed.stslab|valid+tls|DCID [0-9]+ DANE: no secure TLSA for mx\.dane-mxplain\.plain\.stslab, DANE not applied
 dane-mandatory-notlsa|2|3|-|valid.signed.stslab|deferred:valid|DCID 0 DANE FAILED for mx\.@D@: no secure TLSA for mx\.@D@ ;; $DEFER \('000', \['DANE: no usable secure TLSA answer for mx\.@D@'\]\)
+# MX host names that are aliases: TLSA at the CNAME target first, then at the alias
+dane-cname|2|3|-|dane-cname.signed.stslab|valid+tls|DCID [0-9]+ DANE SUCCESS for mx\.@D@ \(TLSA 2 1 1\)
+dane-cname-alias|2|3|-|dane-cname-alias.signed.stslab|selfsigned+tls|DCID [0-9]+ DANE SUCCESS for mx\.@D@ \(TLSA 3 1 1\)
+dane-cname-both|2|2|-|dane-cname-both.signed.stslab|deferred:selfsigned|DCID [0-9]+ DANE FAILED for mx\.@D@: no TLSA record matches the certificate ;; !DANE SUCCESS for mx\.@D@
+dane-cname-plain|2|2|-|dane-cname-plain.signed.stslab|valid+tls|DCID [0-9]+ DANE: no secure TLSA for mx\.@D@, DANE not applied
 # DANE and MTA-STS on one domain
 dane-sts-ok|2|2|2|dane-sts-ok.signed.stslab|selfsigned+tls|DCID [0-9]+ DANE SUCCESS for mx\.@D@ \(TLSA 3 1 1\) ;; $APPLY ;; !skipping mx\.@D@
 dane-sts-fail|2|2|2|dane-sts-fail.signed.stslab|deferred:valid|DCID [0-9]+ DANE FAILED for mx\.@D@: no TLSA record matches the certificate ;; $APPLY ;; !$OK ;; !mx\.@D@; delivering in the clear
@@ -82,6 +87,7 @@ dane-mandatory-ok|2|3|-|dane-ee.signed.stslab|selfsigned+tls|DCID [0-9]+ DANE SU
 dane-mandatory-notlsa2|2|3|-|dane-notlsa.signed.stslab|deferred:valid|DCID 0 DANE FAILED for mx\.@D@: no secure TLSA for mx\.@D@ ;; $DEFER
 dane-mandatory-insecure|2|3|-|dane-mxplain.signed.stslab|deferred:valid|DCID 0 DANE FAILED for mx\.dane-mxplain\.plain\.stslab: the address records of mx\.dane-mxplain\.plain\.stslab are not DNSSEC-signed
 dane-mandatory-unusable|2|3|-|dane-unusable.signed.stslab|deferred:valid|DCID 0 DANE FAILED for mx\.@D@: only unusable TLSA records ;; $DEFER
+dane-mandatory-cname-plain|2|3|-|dane-cname-plain.signed.stslab|deferred:valid|DCID 0 DANE FAILED for mx\.@D@: the address records of mx\.@D@ are not DNSSEC-signed
 dane-mandatory-unsigned|2|3|-|dane-unsigned.plain.stslab|deferred:selfsigned|DCID 0 DANE FAILED for mx\.@D@: the MX records of @D@ are not DNSSEC-signed
 dane-off|2|1|-|dane-mismatch.signed.stslab|valid+tls|!DANE (SUCCESS|FAILED) for mx\.@D@
 sts-routed|2|-|2|sts-wildcard-deep.plain.stslab|valid+tls|!skipping a\.b\.@D@ ;; !$APPLY ;; $NOSTS
@@ -103,6 +109,7 @@ report_has sts-enforce.plain.stslab sts success "mode: enforce"
 report_has sts-enforce.plain.stslab sts success "mx: mx.sts-enforce.plain.stslab"
 report_has dane-ee.signed.stslab tlsa success "3 1 1 "
 report_has dane-digest.signed.stslab tlsa success "3 1 2 "
+report_has dane-cname.signed.stslab tlsa success "2 1 1 "
 report_has sts-mx-expired.plain.stslab sts certificate-expired
 report_has sts-mx-wrongname.plain.stslab sts certificate-host-mismatch
 report_has sts-mx-untrusted.plain.stslab sts certificate-not-trusted

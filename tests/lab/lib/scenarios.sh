@@ -131,6 +131,11 @@ sc_parse() {
                 printf 'mx %s 0 %s %s\n' "$sc_domain" "$name" "$b" >>"$LAB_DIR/manifest"
             fi
             ;;
+        cname)
+            read -r a b c <<<"$rest"
+            [ -n "$b" ] && [ -z "$c" ] || sc_err "usage: cname NAME TARGET"
+            sc_emit "$(sc_name "$a")" CNAME "$(sc_name "$b")."
+            ;;
         txt)
             read -r a b <<<"$rest"
             [ -n "$b" ] || sc_err "usage: txt NAME \"string\"..."
