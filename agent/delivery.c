@@ -285,21 +285,20 @@ static void dest_push(struct dest *ds, const struct db_queue_rcpt *r)
     x->report = -1;
 }
 
-/* Takes every waiting recipient of the first waiting message (at most max). */
+/* Takes the recipients of the first waiting message (at most max) that stand together at the
+ * head of the list. The queue hands recipients out by (next attempt, MID, RID), so those of one
+ * message that are due together arrive together; one retried later is a transaction of its own.
+ * The cost is that of the recipients taken, whatever the length of the list. */
 static size_t dest_take_message(struct delivery *d, struct dest *ds, size_t max, struct rcpt **out)
 {
-    if (dest_waiting(ds) == 0 || max == 0)
+    size_t n = 0, head = ds->wait_head;
+    while (head + n < ds->nwait && n < max && ds->wait[head + n].mid == ds->wait[head].mid)
+        n++;
+    if (n == 0)
         return 0;
-    int64_t mid = ds->wait[ds->wait_head].mid;
-    struct rcpt *v = xcalloc(dest_waiting(ds), sizeof *v);
-    size_t n = 0, k = ds->wait_head;
-    for (size_t i = ds->wait_head; i < ds->nwait; i++) {
-        if (ds->wait[i].mid == mid && n < max)
-            v[n++] = ds->wait[i];
-        else
-            ds->wait[k++] = ds->wait[i];
-    }
-    ds->nwait = k;
+    struct rcpt *v = xcalloc(n, sizeof *v);
+    memcpy(v, ds->wait + head, n * sizeof *v);
+    ds->wait_head += n;
     d->waiting -= n;
     *out = v;
     return n;
