@@ -52,63 +52,6 @@ static bool valid_profile_name(const char *in, char *out, size_t outlen, char *e
     return true;
 }
 
-static bool valid_file_name(const char *in, char *out, size_t outlen, char *err, size_t errlen)
-{
-    /* Relative names stay inside <data>/configuration/ (cli.md §1). */
-    if (in[0] != '/' && (strstr(in, "..") || strchr(in, '/'))) {
-        snprintf(err, errlen, "That value is not valid.");
-        return false;
-    }
-    snprintf(out, outlen, "%s", in);
-    return true;
-}
-
-/* Reads a whole file of at most max bytes (binary: PKCS#12 holds NULs). false with errno. */
-static bool read_whole(const char *path, size_t max, unsigned char **data, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    *data = NULL;
-    *len = 0;
-    if (!f)
-        return false;
-    struct strbuf sb = STRBUF_INIT;
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        sb_append_len(&sb, buf, n);
-        if (sb.len > max) {
-            fclose(f);
-            sb_free(&sb);
-            errno = EFBIG;
-            return false;
-        }
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        sb_free(&sb);
-        errno = EIO;
-        return false;
-    }
-    *len = sb.len;
-    *data = (unsigned char *)(sb.buf ? sb_steal(&sb) : xstrdup(""));
-    return true;
-}
-
-/* Asks for a file to import and reads it; *data NULL (with the error printed) when it cannot. */
-static enum sh_rc ask_import_file(struct sh *sh, size_t max, unsigned char **data, size_t *len)
-{
-    char host[256], text[400], name[1024], path[4200];
-    *data = NULL;
-    sh_hostname(sh, host, sizeof host);
-    snprintf(text, sizeof text, "Enter the name of the file on machine \"%s\" to import:", host);
-    ASK(sh_ask_text(sh, text, NULL, valid_file_name, name, sizeof name));
-    datadir_config_path(sh->datadir, name, path, sizeof path);
-    if (!read_whole(path, max, data, len))
-        sh_error(sh, "Unable to read the file \"%s\": %s.", name, strerror(errno));
-    return SH_OK;
-}
-
 static const char *subject_of(const struct cert_info *ci)
 {
     return ci->subject[0] ? ci->subject : "(no subject)";
@@ -261,9 +204,9 @@ static enum sh_rc op_import(struct sh *sh)
     ASK(ask_new_profile(sh, name, &go));
     if (!go)
         return SH_OK;
-    unsigned char *data;
+    char *data;
     size_t len;
-    ASK(ask_import_file(sh, CERT_FILE_MAX, &data, &len));
+    ASK(sh_import_ask_file(sh, CERT_FILE_MAX, false, &data, &len));
     if (!data)
         return SH_OK;
     /* An empty passphrase is an answer here: PEM files and some PKCS#12 files have none. */
@@ -273,7 +216,7 @@ static enum sh_rc op_import(struct sh *sh)
     enum sh_rc rc = sh_ask(sh, &q, a);
     if (rc == SH_OK) {
         struct cert_pair p;
-        switch (cert_import(data, len, a->text, &p)) {
+        switch (cert_import((const unsigned char *)data, len, a->text, &p)) {
         case CERT_OK:
             store_profile(sh, name, &p);
             cert_pair_free(&p);
@@ -471,13 +414,13 @@ static enum sh_rc op_custom_disable(struct sh *sh)
 
 static enum sh_rc op_custom_import(struct sh *sh)
 {
-    unsigned char *data;
+    char *data;
     size_t len;
-    ASK(ask_import_file(sh, BUNDLE_FILE_MAX, &data, &len));
+    ASK(sh_import_ask_file(sh, BUNDLE_FILE_MAX, false, &data, &len));
     if (!data)
         return SH_OK;
     struct cert_list l;
-    if (memchr(data, '\0', len) || cert_split((const char *)data, len, &l) != CERT_OK) {
+    if (memchr(data, '\0', len) || cert_split(data, len, &l) != CERT_OK) {
         free(data);
         sh_error(sh, "The file is not a valid PEM certificate bundle. Nothing was imported.");
         return SH_OK;
@@ -517,7 +460,7 @@ static enum sh_rc op_custom_import(struct sh *sh)
 static enum sh_rc op_custom_export(struct sh *sh)
 {
     char host[256], name[1024], path[4200];
-    ASK(sh_ask_text(sh, "Enter a name for the exported file:", NULL, valid_file_name, name,
+    ASK(sh_ask_text(sh, "Enter a name for the exported file:", NULL, sh_valid_file_name, name,
                     sizeof name));
     struct cert_ca_cfg c;
     load_ca(sh, &c);
@@ -589,15 +532,14 @@ static enum sh_rc op_system_disable(struct sh *sh)
 
 static enum sh_rc op_system_print(struct sh *sh)
 {
-    unsigned char *data;
+    char *data;
     size_t len;
     struct cert_list l;
-    if (!read_whole(CERT_SYSTEM_BUNDLE, BUNDLE_FILE_MAX, &data, &len)) {
+    if (!sh_read_file(CERT_SYSTEM_BUNDLE, BUNDLE_FILE_MAX, false, &data, &len)) {
         sh_error(sh, "Unable to read the file \"%s\": %s.", CERT_SYSTEM_BUNDLE, strerror(errno));
         return SH_OK;
     }
-    enum cert_err e =
-        memchr(data, '\0', len) ? CERT_ERR_CERT : cert_split((const char *)data, len, &l);
+    enum cert_err e = memchr(data, '\0', len) ? CERT_ERR_CERT : cert_split(data, len, &l);
     free(data);
     if (e != CERT_OK) {
         sh_error(sh, "The file \"%s\" is not a valid PEM certificate bundle.", CERT_SYSTEM_BUNDLE);

@@ -1,5 +1,6 @@
 /* files.c - the files of IMPORT and EXPORT (cli.md §1, §2.5): the file name question, reading a
- * file whole, and writing one so that a failed write never leaves half a file.
+ * file whole (a text table, or a binary certificate file), and writing one so that a failed write
+ * never leaves half a file.
  *
  * Names are read as cli.md §1 says: an absolute path as given, a relative name inside
  * <data>/configuration/ (and never outside it: no "/" or ".." in a relative name). */
@@ -16,7 +17,7 @@
 
 /* Larger than any table an administrator keeps in a text file; a bound keeps a wrong file (a
  * disk image, /dev/zero) from eating the memory. */
-#define FILE_MAX (16u << 20)
+#define TEXT_FILE_MAX (16u << 20)
 
 bool sh_valid_file_name(const char *in, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -28,31 +29,35 @@ bool sh_valid_file_name(const char *in, char *out, size_t outlen, char *err, siz
     return true;
 }
 
-char *sh_read_file(const char *path)
+bool sh_read_file(const char *path, size_t max, bool text, char **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
+    *data = NULL;
+    *len = 0;
     if (!f)
-        return NULL;
+        return false;
     struct strbuf sb = STRBUF_INIT;
     char buf[8192];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
         sb_append_len(&sb, buf, n);
-        if (sb.len > FILE_MAX) {
+        if (sb.len > max) {
             fclose(f);
             sb_free(&sb);
             errno = EFBIG;
-            return NULL;
+            return false;
         }
     }
     bool failed = ferror(f);
     fclose(f);
-    if (failed || memchr(sb_str(&sb), '\0', sb.len)) {
+    if (failed || (text && memchr(sb_str(&sb), '\0', sb.len))) {
         sb_free(&sb);
-        errno = EINVAL;
-        return NULL;
+        errno = text ? EINVAL : EIO;
+        return false;
     }
-    return sb.buf ? sb_steal(&sb) : xstrdup("");
+    *len = sb.len;
+    *data = sb.buf ? sb_steal(&sb) : xstrdup("");
+    return true;
 }
 
 bool sh_write_file(const char *path, const char *content, size_t len)
@@ -85,20 +90,27 @@ bool sh_write_file(const char *path, const char *content, size_t len)
     return false;
 }
 
-enum sh_rc sh_import_ask(struct sh *sh, char **content)
+enum sh_rc sh_import_ask_file(struct sh *sh, size_t max, bool text, char **data, size_t *len)
 {
-    char host[256], text[400], name[1024], path[4200];
-    *content = NULL;
+    char host[256], question[400], name[1024], path[4200];
+    *data = NULL;
+    *len = 0;
     sh_hostname(sh, host, sizeof host);
-    snprintf(text, sizeof text, "Enter the name of the file on machine \"%s\" to import:", host);
-    enum sh_rc rc = sh_ask_text(sh, text, NULL, sh_valid_file_name, name, sizeof name);
+    snprintf(question, sizeof question,
+             "Enter the name of the file on machine \"%s\" to import:", host);
+    enum sh_rc rc = sh_ask_text(sh, question, NULL, sh_valid_file_name, name, sizeof name);
     if (rc != SH_OK)
         return rc;
     datadir_config_path(sh->datadir, name, path, sizeof path);
-    *content = sh_read_file(path);
-    if (!*content)
+    if (!sh_read_file(path, max, text, data, len))
         sh_error(sh, "Unable to read the file \"%s\": %s.", name, strerror(errno));
     return SH_OK;
+}
+
+enum sh_rc sh_import_ask(struct sh *sh, char **content)
+{
+    size_t len;
+    return sh_import_ask_file(sh, TEXT_FILE_MAX, true, content, &len);
 }
 
 enum sh_rc sh_export_ask(struct sh *sh, const char *content, size_t len)

@@ -114,12 +114,18 @@ bool sh_valid_domain(const char *in, char *out, size_t outlen, char *err, size_t
 
 /* A file name answer: absolute, or a plain name inside <data>/configuration/. */
 bool sh_valid_file_name(const char *in, char *out, size_t outlen, char *err, size_t errlen);
-/* A whole text file (at most 16 MiB, no NUL byte); the caller frees it. NULL with errno set. */
-char *sh_read_file(const char *path);
+/* A whole file of at most max bytes: true with *data (NUL-terminated after its *len bytes; the
+ * caller frees it). A text file may not hold a NUL byte; a binary one (PKCS#12) may. False with
+ * errno set: EFBIG past max; EINVAL for text that holds a NUL byte or cannot be read to its end,
+ * EIO for a binary file that cannot. */
+bool sh_read_file(const char *path, size_t max, bool text, char **data, size_t *len);
 /* Writes through a temporary file renamed into place. False with errno set. */
 bool sh_write_file(const char *path, const char *content, size_t len);
-/* IMPORT's file question, then reads the file: SH_OK with *content (the caller's to free), or
- * with *content NULL when the file could not be read (the error line is printed). */
+/* IMPORT's file question, then reads the file as sh_read_file does: SH_OK with *data (the
+ * caller's to free) and *len, or with *data NULL when the file could not be read (the error line
+ * is printed). */
+enum sh_rc sh_import_ask_file(struct sh *sh, size_t max, bool text, char **data, size_t *len);
+/* sh_import_ask_file for a text file of at most 16 MiB: SH_OK with *content or NULL. */
 enum sh_rc sh_import_ask(struct sh *sh, char **content);
 /* EXPORT's file question, then writes content and prints where, or the error line. */
 enum sh_rc sh_export_ask(struct sh *sh, const char *content, size_t len);
