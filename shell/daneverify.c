@@ -5,10 +5,10 @@
  * It uses what delivery uses: the committed resolvers (cfg_dns.h; `secure` is the AD bit of a
  * trusted resolver), mxresolve.h for the MX hosts and their addresses in delivery order, dane.h
  * for the choice of usable TLSA records, and smtp_client.h, which hands the records to OpenSSL's
- * DANE API, on a private event loop. The check is the one DANE would make for every host whatever
- * the destination's DANE setting: a domain passes when one of its hosts presents a certificate
- * that a secure, usable TLSA record authenticates. Nothing is sent: each connection ends with
- * QUIT once TLS is decided.
+ * DANE API, on a private event loop (probe.h). The check is the one DANE would make for every host
+ * whatever the destination's DANE setting: a domain passes when one of its hosts presents a
+ * certificate that a secure, usable TLSA record authenticates. Nothing is sent: each connection
+ * ends with QUIT once TLS is decided.
  *
  * The failure steps (docs/guide-diagnostics.md lists them all) keep the appliance's shape:
  *   BOGUS MX record found for <domain>                       (SERVFAIL from a trusted resolver)
@@ -31,10 +31,8 @@
 #include <string.h>
 
 #include "cfg.h"
-#include "cfg_dns.h"
 #include "cfg_snapshot.h"
 #include "dane.h"
-#include "db_snapshot.h"
 #include "dns.h"
 #include "mxresolve.h"
 #include "probe.h"
@@ -98,9 +96,8 @@ static bool tlsa_step(const struct dns_config *cfg, const char *domain, const st
 }
 
 /* One address: TLSA, connect, STARTTLS with the records. Returns true on DANE success. */
-static bool try_addr(struct sh_probe *d, const struct dns_config *cfg, SSL_CTX *ctx,
-                     const char *domain, const struct mx_target *m, const char *canon,
-                     bool *interrupted)
+static bool try_addr(struct sh_probe *d, const char *domain, const struct mx_target *m,
+                     const char *canon, bool *interrupted)
 {
     struct sh *sh = d->sh;
     struct dns_answer tlsa;
@@ -110,12 +107,12 @@ static bool try_addr(struct sh_probe *d, const struct dns_config *cfg, SSL_CTX *
     /* STARTTLS needs the records, so the lookup comes first; its line is printed once the
      * connection stands, in the appliance's order. */
     sb_reset(&d->after_connect);
-    bool usable = tlsa_step(cfg, domain, m, canon, &tlsa, &h, &d->after_connect);
+    bool usable = tlsa_step(&d->dns, domain, m, canon, &tlsa, &h, &d->after_connect);
 
     sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
     char helo[256], err[256];
     sh_hostname(sh, helo, sizeof helo);
-    struct smtpc_params p = {.addr = m->addr, .port = m->port, .helo = helo, .ctx = ctx};
+    struct smtpc_params p = {.addr = m->addr, .port = m->port, .helo = helo, .ctx = d->ctx};
     p.timeouts.connect = p.timeouts.greeting = p.timeouts.ehlo = DV_TIMEOUT_MS;
     p.timeouts.starttls = p.timeouts.handshake = DV_TIMEOUT_MS;
     if (usable) {
@@ -193,44 +190,16 @@ static void mx_failed(struct sh *sh, const struct dns_config *cfg, const char *d
 
 enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
 {
-    if (argc != 2) {
-        sh_error(sh, "Usage: daneverify <domain>");
-        return SH_OK;
-    }
+    struct sh_probe d;
     char domain[CFG_DOMAIN_MAX + 3];
-    if (!cfg_domain_normalize(argv[1], domain, sizeof domain) || domain[0] == '.' ||
-        domain[0] == '[') {
-        sh_error(sh, "%s is not a valid domain.", argv[1]);
+    if (!sh_probe_begin(&d, sh, "daneverify", argc, argv, false, domain, sizeof domain))
         return SH_OK;
-    }
-    char err_snap[256];
-    struct cfg_snapshot *snap = db_cfg_snapshot(sh->db, 0, err_snap, sizeof err_snap);
-    if (!snap) {
-        sh_error(sh, "Cannot read the committed configuration: %s", err_snap);
-        return SH_OK;
-    }
-    struct sh_probe d = {.sh = sh, .after_connect = STRBUF_INIT};
-    d.loop = ev_loop_new();
-    struct cfg_dns dc;
-    cfg_dns_decode(cfg_snapshot_unit(snap, CFG_KIND_DNS, CFG_UNIT_DNS), &dc);
-    struct dns_config cfg;
-    cfg_dns_config(&dc, NULL, &cfg);
-    struct dns_resolver *r = NULL;
-    SSL_CTX *ctx = NULL;
-    char err[256];
     bool ok = false, interrupted = false;
-    if (!d.loop || dns_resolver_new(d.loop, &cfg, &r, err, sizeof err) != 0) {
-        sh_error(sh, "Cannot start the resolver: %s", d.loop ? err : "out of memory");
+    if (!sh_probe_start(&d))
         goto out;
-    }
-    ctx = smtpc_ctx_from_config(snap, err, sizeof err);
-    if (!ctx) {
-        sh_error(sh, "Cannot set up TLS: %s", err);
-        goto out;
-    }
     struct cfg_dest eff;
-    cfg_snapshot_dest(snap, domain, &eff, NULL);
-    if (!mx_resolve(d.loop, r, domain, eff.ip_sort, 25, sh_probe_mx_done, &d)) {
+    cfg_snapshot_dest(d.snap, domain, &eff, NULL);
+    if (!mx_resolve(d.loop, d.resolver, domain, eff.ip_sort, 25, sh_probe_mx_done, &d)) {
         sh_error(sh, "Cannot look up %s: out of memory", domain);
         goto out;
     }
@@ -239,7 +208,7 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
         goto out;
     }
     if (d.mx.status != MX_OK) {
-        mx_failed(sh, &cfg, domain, &d.mx);
+        mx_failed(sh, &d.dns, domain, &d.mx);
         goto verdict;
     }
     size_t last_host = (size_t)-1;
@@ -263,7 +232,7 @@ enum sh_rc sh_cmd_daneverify(struct sh *sh, int argc, char **argv)
         sh_printf(sh, "%s %s record (%s) found for MX(%s) in %s\n",
                   m->addr_secure ? "SECURE" : "INSECURE", m->family == AF_INET ? "A" : "AAAA",
                   m->addr, m->host, domain);
-        ok = try_addr(&d, &cfg, ctx, domain, m, canon, &interrupted);
+        ok = try_addr(&d, domain, m, canon, &interrupted);
     }
 verdict:
     if (interrupted)
@@ -275,14 +244,6 @@ verdict:
 out:
     if (interrupted)
         sh_printf(sh, "Interrupted.\n");
-    mx_result_clear(&d.mx);
-    sb_free(&d.after_connect);
-    if (ctx)
-        SSL_CTX_free(ctx);
-    if (r)
-        dns_resolver_free(r);
-    if (d.loop)
-        ev_loop_free(d.loop);
-    cfg_snapshot_unref(snap);
+    sh_probe_end(&d);
     return interrupted ? SH_ABORT : SH_OK;
 }

@@ -3,18 +3,16 @@
  * daneverify style. Nothing is sent: each connection ends with QUIT once TLS is decided.
  *
  * It uses exactly what delivery uses (mxresolve, tlspolicy, smtp_client, the committed
- * resolvers, CA lists and outbound certificate) on a private event loop, so what it shows is what
- * the agent would do. */
+ * resolvers, CA lists and outbound certificate) on a private event loop (probe.h), so what it
+ * shows is what the agent would do. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cfg.h"
-#include "cfg_dns.h"
 #include "cfg_route.h"
 #include "cfg_snapshot.h"
 #include "mxresolve.h"
-#include "db_snapshot.h"
 #include "probe.h"
 #include "sh.h"
 #include "smtp_client.h"
@@ -27,7 +25,7 @@ static bool route_exists(void *arg, const char *name)
 
 /* One host: connect, STARTTLS as the plan says, decide. Returns the action. */
 static enum tlspol_action try_host(struct sh_probe *t, const struct mx_target *m,
-                                   struct tlspol_host *h, SSL_CTX *ctx, const char *helo)
+                                   struct tlspol_host *h, const char *helo)
 {
     struct sh *sh = t->sh;
     sh_printf(sh, "Connecting to %s on port %u.\n", m->addr, m->port);
@@ -37,7 +35,7 @@ static enum tlspol_action try_host(struct sh_probe *t, const struct mx_target *m
         .helo = helo,
         .starttls = h->starttls,
         .sni = h->sni,
-        .ctx = ctx,
+        .ctx = t->ctx,
     };
     p.timeouts.connect = p.timeouts.greeting = p.timeouts.ehlo = 15000;
     p.timeouts.starttls = p.timeouts.handshake = 15000;
@@ -133,52 +131,24 @@ static enum tlspol_action try_host(struct sh_probe *t, const struct mx_target *m
 
 enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
 {
-    if (argc != 2) {
-        sh_error(sh, "Usage: tlsverify <domain>");
-        return SH_OK;
-    }
+    struct sh_probe t;
     char domain[CFG_DOMAIN_MAX + 3];
-    if (!cfg_domain_normalize(argv[1], domain, sizeof domain) || domain[0] == '.') {
-        sh_error(sh, "%s is not a valid domain.", argv[1]);
+    if (!sh_probe_begin(&t, sh, "tlsverify", argc, argv, true, domain, sizeof domain))
         return SH_OK;
-    }
-    char err_snap[256];
-    struct cfg_snapshot *snap = db_cfg_snapshot(sh->db, 0, err_snap, sizeof err_snap);
-    if (!snap) {
-        sh_error(sh, "Cannot read the committed configuration: %s", err_snap);
-        return SH_OK;
-    }
     struct cfg_dest eff;
     const char *entry = NULL;
-    cfg_snapshot_dest(snap, domain, &eff, &entry);
+    cfg_snapshot_dest(t.snap, domain, &eff, &entry);
     sh_printf(sh, "\nDestination controls for %s: entry %s, TLS %s.\n", domain, entry,
               cfg_tls_label(eff.tls));
-
-    struct sh_probe t = {.sh = sh};
-    t.loop = ev_loop_new();
-    struct cfg_dns dc;
-    cfg_dns_decode(cfg_snapshot_unit(snap, CFG_KIND_DNS, CFG_UNIT_DNS), &dc);
-    struct dns_config cfg;
-    cfg_dns_config(&dc, NULL, &cfg);
-    struct dns_resolver *r = NULL;
-    char err[256];
-    SSL_CTX *ctx = NULL;
-    if (!t.loop || dns_resolver_new(t.loop, &cfg, &r, err, sizeof err) != 0) {
-        sh_error(sh, "Cannot start the resolver: %s", t.loop ? err : "out of memory");
+    if (!sh_probe_start(&t))
         goto out;
-    }
-    ctx = smtpc_ctx_from_config(snap, err, sizeof err);
-    if (!ctx) {
-        sh_error(sh, "Cannot set up TLS: %s", err);
-        goto out;
-    }
 
     char route[CFG_ROUTE_DOMAIN_BUF];
-    bool routed = cfg_route_match(domain, route_exists, snap, route, sizeof route);
+    bool routed = cfg_route_match(domain, route_exists, t.snap, route, sizeof route);
     struct mx_lookup *l;
     if (routed) {
         struct cfg_route_hosts hosts;
-        cfg_route_decode(cfg_snapshot_unit(snap, CFG_KIND_ROUTE, route), &hosts);
+        cfg_route_decode(cfg_snapshot_unit(t.snap, CFG_KIND_ROUTE, route), &hosts);
         int order[CFG_ROUTE_HOSTS_MAX];
         cfg_route_hosts_order(&hosts, order);
         struct mx_route_host rh[CFG_ROUTE_HOSTS_MAX];
@@ -189,9 +159,10 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
             rh[i].literal = x->address;
         }
         sh_printf(sh, "SMTP route %s applies: MTA-STS and DANE are not used.\n", route);
-        l = mx_resolve_route(t.loop, r, rh, (size_t)hosts.n, eff.ip_sort, sh_probe_mx_done, &t);
+        l = mx_resolve_route(t.loop, t.resolver, rh, (size_t)hosts.n, eff.ip_sort, sh_probe_mx_done,
+                             &t);
     } else {
-        l = mx_resolve(t.loop, r, domain, eff.ip_sort, 25, sh_probe_mx_done, &t);
+        l = mx_resolve(t.loop, t.resolver, domain, eff.ip_sort, 25, sh_probe_mx_done, &t);
     }
     (void)l;
     sh_probe_run(&t);
@@ -231,7 +202,7 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
         tlspol_plan(&h);
         char helo[256];
         sh_hostname(sh, helo, sizeof helo);
-        enum tlspol_action act = try_host(&t, m, &h, ctx, helo);
+        enum tlspol_action act = try_host(&t, m, &h, helo);
         if (sh_interrupted())
             break;
         if (act == TLSPOL_GO_TLS) {
@@ -247,13 +218,6 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
     }
     sh_printf(sh, "TLS FAILED for %s: %s\n", domain, last_reason[0] ? last_reason : "no host");
 out:
-    mx_result_clear(&t.mx);
-    if (ctx)
-        SSL_CTX_free(ctx);
-    if (r)
-        dns_resolver_free(r);
-    if (t.loop)
-        ev_loop_free(t.loop);
-    cfg_snapshot_unref(snap);
+    sh_probe_end(&t);
     return SH_OK;
 }
