@@ -3,7 +3,7 @@
 #
 # Under $LAB_DIR/recv/<name>:
 #   etc/main.cf, etc/master.cf   the instance's configuration (postfix -c etc)
-#   etc/reply.regexp             what RCPT TO gets (accept, tempfail, permfail)
+#   etc/reply.regexp             what RCPT TO gets (accept, tempfail, permfail, slow)
 #   spool/  data/                queue and data directories
 #   mail/new/                    every message received, one file each (maildir), with the
 #                                Received header of <name>.recv.stslab and Delivered-To
@@ -20,7 +20,8 @@ smtp_reply_rules() {
     accept) echo '/^/ DUNNO' ;;
     tempfail) echo '/^/ 451 4.3.0 Lab receiver tempfail: try again later' ;;
     permfail) echo '/^/ 550 5.1.1 Lab receiver permfail: no such user here' ;;
-    *) lab_die "unknown reply mode '$1' (accept, tempfail, permfail)" ;;
+    slow) echo '/^/ sleep 3' ;; # accept, 3 s after RCPT TO: a connection that stays busy
+    *) lab_die "unknown reply mode '$1' (accept, tempfail, permfail, slow)" ;;
     esac
 }
 
