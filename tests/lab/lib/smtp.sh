@@ -41,6 +41,7 @@ smtp_build_one() {
         tlsconf="smtpd_tls_security_level = may
 smtpd_tls_chain_files = $LAB_DIR/pki/recv-$name.key, $LAB_DIR/pki/recv-$name.chain.pem
 smtpd_tls_received_header = yes
+smtpd_tls_ask_ccert = yes
 smtpd_tls_loglevel = 1"
         if [ "$tls" = old ]; then
             # Only TLS 1.0 and 1.1: OpenSSL 3 refuses them at the default security level, and
