@@ -119,19 +119,36 @@ def tree_rss(pid):
     return total
 
 
-def measure(name, port, master_pid, tag):
-    peak = [0]
-    stop = threading.Event()
+def tree_cpu(pid):
+    return proc_cpu(pid) + sum(proc_cpu(p) for p in tree(pid)[1:])
 
-    def sampler():
-        while not stop.is_set():
-            peak[0] = max(peak[0], tree_rss(master_pid))
+
+class Sampled:
+    """Over a `with` block: the peak PSS (bytes) and the CPU seconds of a process tree."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.cpu = pid, 0, 0.0
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self.sample)
+
+    def sample(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
             time.sleep(0.1)
 
-    cpu0 = proc_cpu(master_pid) + sum(proc_cpu(p) for p in tree(master_pid)[1:])
-    th = threading.Thread(target=sampler)
-    th.start()
-    t0 = inject(port, tag)
+    def __enter__(self):
+        self.cpu0 = tree_cpu(self.pid)
+        self.th.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.th.join()
+        self.cpu = tree_cpu(self.pid) - self.cpu0
+
+
+def wait_delivered(tag):
+    """The receiver's files for tag once it holds N of them, or what it holds after 600 s."""
     deadline = time.time() + 600
     files = []
     while time.time() < deadline:
@@ -139,9 +156,13 @@ def measure(name, port, master_pid, tag):
         if len(files) >= N:
             break
         time.sleep(0.2)
-    stop.set()
-    th.join()
-    cpu1 = proc_cpu(master_pid) + sum(proc_cpu(p) for p in tree(master_pid)[1:])
+    return files
+
+
+def measure(name, port, master_pid, tag):
+    with Sampled(master_pid) as use:
+        t0 = inject(port, tag)
+        files = wait_delivered(tag)
     if len(files) < N:
         sys.exit(f"{name}: only {len(files)} of {N} delivered")
     lat, last = [], 0.0
@@ -158,29 +179,44 @@ def measure(name, port, master_pid, tag):
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1000
     return {"name": name, "rate": N / (last - t0), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99),
-            "cpu": cpu1 - cpu0, "rss": peak[0] / 1048576}
+            "cpu": use.cpu, "rss": use.peak / 1048576}
+
+
+def configure(data, script):
+    """Runs the shell on data with script, which must end in a commit that succeeds."""
+    p = subprocess.run([f"{BIN}/stsgate", "--data", data], input=script, text=True,
+                       capture_output=True)
+    if "Changes committed" not in p.stdout:
+        sys.exit("configuring stsgate failed:\n" + p.stdout[-3000:])
+
+
+def dest_script(per_conn):
+    """The lab CA trusted; the bench domain with CONCURRENCY connections, per_conn messages per
+    connection, TLS Required - Verify."""
+    return (f"certconfig\ncertauthority\ncustom\nimport\n{CA}\nenable\n\n\n\n"
+            f"destconfig\nnew\n{DOMAIN}\ny\n{CONCURRENCY}\ny\n{per_conn}\nn\n1\ny\n5\nn\nn\nn\nn\n\n")
+
+
+def start_agent(data, port):
+    """stsgated on data, listening on port, once it answers."""
+    agent = subprocess.Popen([f"{BIN}/stsgated", "--data", data, "--listen", f"127.0.0.1:{port}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return agent
 
 
 def stsgate_run(per_conn):
     data = os.path.join(WORK, f"stsgate-{per_conn}")
     shutil.rmtree(data, ignore_errors=True)
-    script = (f"certconfig\ncertauthority\ncustom\nimport\n{CA}\nenable\n\n\n\n"
-              f"destconfig\nnew\n{DOMAIN}\ny\n{CONCURRENCY}\ny\n{per_conn}\nn\n1\ny\n5\nn\nn\nn\nn\n\n"
-              "commit \"bench\"\nn\n")
-    p = subprocess.run([f"{BIN}/stsgate", "--data", data], input=script, text=True,
-                       capture_output=True)
-    if "Changes committed" not in p.stdout:
-        sys.exit("configuring stsgate failed:\n" + p.stdout[-3000:])
+    configure(data, dest_script(per_conn) + "commit \"bench\"\nn\n")
     port = 2700
-    agent = subprocess.Popen([f"{BIN}/stsgated", "--data", data, "--listen", f"127.0.0.1:{port}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = start_agent(data, port)
     try:
-        for _ in range(100):
-            try:
-                smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
-                break
-            except OSError:
-                time.sleep(0.1)
         return measure(f"stsgated, {per_conn} per connection", port, agent.pid,
                        f"bench-s{per_conn}-{os.getpid()}")
     finally:
@@ -195,28 +231,12 @@ def backlog_run():
     data = os.path.join(WORK, "stsgate-backlog")
     shutil.rmtree(data, ignore_errors=True)
     tag = f"bench-b-{os.getpid()}"
-
-    def shell(script, want):
-        p = subprocess.run([f"{BIN}/stsgate", "--data", data], input=script, text=True,
-                           capture_output=True)
-        if want not in p.stdout:
-            sys.exit("configuring stsgate failed:\n" + p.stdout[-3000:])
-
-    shell(f"certconfig\ncertauthority\ncustom\nimport\n{CA}\nenable\n\n\n\n"
-          f"destconfig\nnew\n{DOMAIN}\ny\n{CONCURRENCY}\ny\n50\nn\n1\ny\n5\nn\nn\nn\nn\n\n"
-          f"smtproutes\nnew\n{DOMAIN}\n127.0.0.1:9\n\n"
-          "commit \"bench backlog\"\nn\n", "Changes committed")
+    configure(data, dest_script(50) + f"smtproutes\nnew\n{DOMAIN}\n127.0.0.1:9\n\n"
+              "commit \"bench backlog\"\nn\n")
     port = 2702
-    agent = subprocess.Popen([f"{BIN}/stsgated", "--data", data, "--listen", f"127.0.0.1:{port}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = start_agent(data, port)
     log = os.path.join(data, "logs", "mail_logs")
     try:
-        for _ in range(100):
-            try:
-                smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
-                break
-            except OSError:
-                time.sleep(0.1)
         inject(port, tag)
         deadline = time.time() + 600
         while time.time() < deadline:
@@ -226,35 +246,18 @@ def backlog_run():
             time.sleep(0.5)
         else:
             sys.exit("backlog: the messages were not all deferred")
-        shell(f"smtproutes\ndelete\n{DOMAIN}\n\ncommit \"bench drain\"\nn\n", "Changes committed")
+        configure(data, f"smtproutes\ndelete\n{DOMAIN}\n\ncommit \"bench drain\"\nn\n")
         time.sleep(2)  # the agent takes up the new configuration version
-        peak = [0]
-        stop = threading.Event()
-
-        def sampler():
-            while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(agent.pid))
-                time.sleep(0.1)
-
-        cpu0 = proc_cpu(agent.pid)
-        th = threading.Thread(target=sampler)
-        th.start()
-        t0 = time.time()
-        subprocess.run([f"{BIN}/stsgate", "--data", data, "-c", "delivernow"], check=True,
-                       capture_output=True)
-        files = []
-        while time.time() < deadline:
-            files = delivered(tag)
-            if len(files) >= N:
-                break
-            time.sleep(0.2)
-        stop.set()
-        th.join()
+        with Sampled(agent.pid) as use:
+            t0 = time.time()
+            subprocess.run([f"{BIN}/stsgate", "--data", data, "-c", "delivernow"], check=True,
+                           capture_output=True)
+            files = wait_delivered(tag)
         if len(files) < N:
             sys.exit(f"backlog: only {len(files)} of {N} delivered")
         last = max(os.stat(fn).st_mtime for fn in files)
-        return {"drain": last - t0, "rate": N / (last - t0), "cpu": proc_cpu(agent.pid) - cpu0,
-                "rss": peak[0] / 1048576}
+        return {"drain": last - t0, "rate": N / (last - t0), "cpu": use.cpu,
+                "rss": use.peak / 1048576}
     finally:
         agent.terminate()
         agent.wait()

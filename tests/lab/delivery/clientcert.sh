@@ -18,17 +18,22 @@ received_client() {
     tr -d '\r' <"$f" | sed '/^$/q' | tr '\n\t' '  ' | tr -s ' ' | grep -o '(Client CN [^()]*([^()]*))' | head -n 1
 }
 
+# presents LABEL CN ISSUER: one message through the agent; the receiver saw that certificate.
+presents() {
+    local rcpt="$1-$TAG@$D" got
+    send "$rcpt"
+    "$BIN/lab-wait" valid 1 --to "$rcpt" --timeout 30 >/dev/null || { fail "$1: not delivered"; return; }
+    got=$(received_client "$rcpt")
+    [[ $got == "(Client CN \"$2\", Issuer \"$3\" (not verified))" ]] ||
+        fail "$1: the receiver saw ${got:-no client certificate}"
+}
+
 {
     ca_script
     dest_script new "$D" 2
 } | configure "Demo"
 start_agent
-r1="c1-$TAG@$D"
-send "$r1"
-"$BIN/lab-wait" valid 1 --to "$r1" --timeout 30 >/dev/null || fail "not delivered with the Demo certificate"
-got=$(received_client "$r1")
-[[ $got == '(Client CN "stsgate Demo", Issuer "stsgate Demo" (not verified))' ]] ||
-    fail "with Demo: the receiver saw ${got:-no client certificate}"
+presents demo "stsgate Demo" "stsgate Demo"
 
 # A client certificate issued by a CA of our own, pasted with that CA as its intermediate.
 openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=Outbound Test CA" -days 30 \
@@ -47,11 +52,6 @@ openssl x509 -req -in "$ROOT/client.csr" -CA "$ROOT/ca.pem" -CAkey "$ROOT/ca.key
     printf '.\nn\n\n\n'
     printf 'destconfig\nsetup\n2\nn\nn\nn\n\n' # certificates: 1. Demo, 2. labclient
 } | configure_live "labclient"
-r2="c2-$TAG@$D"
-send "$r2"
-"$BIN/lab-wait" valid 1 --to "$r2" --timeout 30 >/dev/null || fail "not delivered with labclient"
-got=$(received_client "$r2")
-[[ $got == '(Client CN "outbound.sender.test", Issuer "Outbound Test CA" (not verified))' ]] ||
-    fail "with labclient: the receiver saw ${got:-no client certificate}"
+presents labclient outbound.sender.test "Outbound Test CA"
 no_log "Delayed: "
 finish
