@@ -428,70 +428,86 @@ static int parse_options(int argc, char **argv, struct agent_options *o)
 
 /* ---- running ---- */
 
-static int run_agent(struct agent *a)
+/* The steps of run_agent, in the order they run. A start-up step that fails says what failed (on
+ * stderr until mail_logs is open, then as a Critical line) and leaves what it made for
+ * run_agent's one clean-up path. */
+
+/* Creates or initialises the data directory and takes its lock: the lock's fd, or -1. */
+static int claim_datadir(const char *datadir)
 {
     char err[1024];
-    struct agent_options *o = &a->opt;
-    if (!datadir_prepare(o->datadir, err, sizeof err)) {
+    if (!datadir_prepare(datadir, err, sizeof err)) {
         fprintf(stderr, "stsgated: %s\n", err);
-        return 1;
+        return -1;
     }
     long other;
-    int lockfd = take_lock(o->datadir, &other, err, sizeof err);
+    int lockfd = take_lock(datadir, &other, err, sizeof err);
     if (lockfd < 0) {
         if (other > 0)
-            fprintf(stderr, "stsgated is already running on %s (pid %ld).\n", o->datadir, other);
+            fprintf(stderr, "stsgated is already running on %s (pid %ld).\n", datadir, other);
         else if (other < 0)
-            fprintf(stderr, "stsgated is already running on %s (pid unknown).\n", o->datadir);
+            fprintf(stderr, "stsgated is already running on %s (pid unknown).\n", datadir);
         else
             fprintf(stderr, "stsgated: %s\n", err);
-        return 1;
     }
+    return lockfd;
+}
 
+static bool open_mail_logs(struct agent *a)
+{
+    char err[1024];
     char logdir[4200];
-    snprintf(logdir, sizeof logdir, "%s/logs", o->datadir);
+    snprintf(logdir, sizeof logdir, "%s/logs", a->opt.datadir);
     struct maillog_options lo = {
         .dir = logdir,
         .version = STSGATE_VERSION,
-        .threshold = o->log_level,
+        .threshold = a->opt.log_level,
         .to_stderr = true,
     };
     a->log = maillog_open(&lo, err, sizeof err);
-    if (!a->log) {
+    if (!a->log)
         fprintf(stderr, "stsgated: %s\n", err);
-        close(lockfd);
-        return 1;
-    }
-    a->started = time(NULL);
-    int status = 1;
-    struct run_state rs = {.a = a, .sigfd = -1};
+    return a->log != NULL;
+}
 
-    if (db_cfg_open(o->datadir, db_factory_units, NULL, &a->cfg, err, sizeof err) != DB_OK) {
+/* The configuration store with its newest committed version (in *version), and the queue. */
+static bool open_stores(struct agent *a, int64_t *version)
+{
+    char err[1024];
+    if (db_cfg_open(a->opt.datadir, db_factory_units, NULL, &a->cfg, err, sizeof err) != DB_OK) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot open the configuration store: %s", err);
-        goto out;
+        return false;
     }
-    int64_t version;
-    if (db_cfg_latest(a->cfg, &version) != DB_OK) {
+    if (db_cfg_latest(a->cfg, version) != DB_OK) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot read the configuration store: %s",
                   db_cfg_error(a->cfg));
-        goto out;
+        return false;
     }
-    a->snap = db_cfg_snapshot(a->cfg, version, err, sizeof err);
+    a->snap = db_cfg_snapshot(a->cfg, *version, err, sizeof err);
     if (!a->snap) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot load configuration version %lld: %s",
-                  (long long)version, err);
-        goto out;
+                  (long long)*version, err);
+        return false;
     }
-    if (db_queue_open(o->datadir, &a->queue, err, sizeof err) != DB_OK) {
+    if (db_queue_open(a->opt.datadir, &a->queue, err, sizeof err) != DB_OK) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot open the queue: %s", err);
-        goto out;
+        return false;
     }
-    a->loop = ev_loop_new();
-    if (!a->loop) {
-        agent_log(a, MAILLOG_CRITICAL, "Cannot create the event loop: %s", strerror(errno));
-        goto out;
-    }
+    return true;
+}
 
+static bool create_loop(struct agent *a)
+{
+    a->loop = ev_loop_new();
+    if (!a->loop)
+        agent_log(a, MAILLOG_CRITICAL, "Cannot create the event loop: %s", strerror(errno));
+    return a->loop != NULL;
+}
+
+/* SIGTERM, SIGINT and SIGHUP arrive through a signalfd on the loop (on_signal); a peer that hangs
+ * up shows as EPIPE, not as SIGPIPE. */
+static bool watch_signals(struct run_state *rs)
+{
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -499,44 +515,60 @@ static int run_agent(struct agent *a)
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    rs.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (rs.sigfd < 0 || ev_io_set(a->loop, rs.sigfd, EV_READ, on_signal, &rs) != 0) {
-        agent_log(a, MAILLOG_CRITICAL, "Cannot watch signals: %s", strerror(errno));
-        goto out;
+    rs->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (rs->sigfd < 0 || ev_io_set(rs->a->loop, rs->sigfd, EV_READ, on_signal, rs) != 0) {
+        agent_log(rs->a, MAILLOG_CRITICAL, "Cannot watch signals: %s", strerror(errno));
+        return false;
     }
+    return true;
+}
 
+/* The listener (which logs "Listening for SMTP"), the control socket, delivery and TLS
+ * reporting, then the configuration watch. */
+static bool start_modules(struct agent *a)
+{
+    char err[1024];
     a->listener = listener_new(a, err, sizeof err);
     if (!a->listener) {
         agent_log(a, MAILLOG_CRITICAL, "%s", err);
-        goto out;
+        return false;
     }
     a->control = control_new(a, err, sizeof err);
     if (!a->control) {
         agent_log(a, MAILLOG_CRITICAL, "%s", err);
-        goto out;
+        return false;
     }
     a->delivery = delivery_new(a, err, sizeof err);
     if (!a->delivery) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot start delivery: %s", err);
-        goto out;
+        return false;
     }
     a->reports = reports_new(a, err, sizeof err);
     if (!a->reports) {
         agent_log(a, MAILLOG_CRITICAL, "Cannot start TLS reporting: %s", err);
-        goto out;
+        return false;
     }
     if (!ev_timer_add(a->loop, CONFIG_POLL_MS, config_tick, a)) {
         agent_log(a, MAILLOG_CRITICAL, "Out of memory");
-        goto out;
+        return false;
     }
-    agent_log(a, MAILLOG_INFO, "stsgated %s started on %s, configuration version %lld",
-              STSGATE_VERSION, o->datadir, (long long)version);
-    if (ev_run(a->loop) != 0)
-        agent_log(a, MAILLOG_CRITICAL, "Event loop failure: %s", strerror(errno));
-    else
-        status = 0;
+    return true;
+}
 
-out:
+/* Runs until the drain ends (maybe_stop) or a second stop signal: the exit status. */
+static int run_loop(struct agent *a, int64_t version)
+{
+    agent_log(a, MAILLOG_INFO, "stsgated %s started on %s, configuration version %lld",
+              STSGATE_VERSION, a->opt.datadir, (long long)version);
+    if (ev_run(a->loop) != 0) {
+        agent_log(a, MAILLOG_CRITICAL, "Event loop failure: %s", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static void stop_modules(struct agent *a)
+{
     reports_free(a->reports);
     if (a->delivery)
         delivery_free(a->delivery);
@@ -544,17 +576,49 @@ out:
         control_free(a->control);
     if (a->listener)
         listener_free(a->listener);
-    if (rs.sigfd >= 0) {
-        if (a->loop)
-            ev_io_set(a->loop, rs.sigfd, 0, NULL, NULL);
-        close(rs.sigfd);
-    }
-    if (a->loop)
-        ev_loop_free(a->loop);
+}
+
+static void unwatch_signals(struct run_state *rs)
+{
+    if (rs->sigfd < 0)
+        return;
+    if (rs->a->loop)
+        ev_io_set(rs->a->loop, rs->sigfd, 0, NULL, NULL);
+    close(rs->sigfd);
+}
+
+static void close_stores(struct agent *a)
+{
     db_queue_close(a->queue);
     cfg_snapshot_unref(a->snap);
     if (a->cfg)
         db_cfg_close(a->cfg);
+}
+
+static int run_agent(struct agent *a)
+{
+    int lockfd = claim_datadir(a->opt.datadir);
+    if (lockfd < 0)
+        return 1;
+    if (!open_mail_logs(a)) {
+        close(lockfd);
+        return 1;
+    }
+    a->started = time(NULL);
+
+    /* Each step runs only when the one before it succeeded; the clean-up below undoes, in the
+     * reverse order, whatever they made. */
+    int status = 1;
+    int64_t version;
+    struct run_state rs = {.a = a, .sigfd = -1};
+    if (open_stores(a, &version) && create_loop(a) && watch_signals(&rs) && start_modules(a))
+        status = run_loop(a, version);
+
+    stop_modules(a);
+    unwatch_signals(&rs);
+    if (a->loop)
+        ev_loop_free(a->loop);
+    close_stores(a);
     maillog_close(a->log);
     close(lockfd);
     return status;
