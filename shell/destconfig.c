@@ -180,108 +180,130 @@ static enum sh_rc ask_sts_on(struct sh *sh, const char *domain)
     return SH_OK;
 }
 
-/* NEW and EDIT: own is the entry being edited, NULL for a new one. */
-static enum sh_rc entry_dialogue(struct sh *sh, const char *domain, const struct cfg_dest *own,
-                                 const struct cfg_dest *def, struct cfg_dest *d)
-{
+/* The questions of NEW and EDIT share these: the entry's domain, whether it is an EDIT, the
+ * values the questions offer (base: the entry's own, or all "use the default" for NEW), the
+ * DEFAULT entry for what base leaves to it, and the entry being built (d). */
+struct entry_q {
+    const char *domain;
+    bool edit;
     struct cfg_dest base;
+    const struct cfg_dest *def;
+    struct cfg_dest *d;
+};
+
+/* Concurrency, messages per connection, recipient limit, and how the limits apply. */
+static enum sh_rc ask_limits(struct sh *sh, const struct entry_q *q)
+{
+    const struct cfg_dest *base = &q->base, *def = q->def;
+    struct cfg_dest *d = q->d;
     char text[600];
     bool yes;
     long v, dv;
     int c;
-    bool edit = own != NULL;
-    if (edit)
-        base = *own;
-    else
-        cfg_dest_inherit_all(&base);
-    cfg_dest_inherit_all(d);
-
-    snprintf(text, sizeof text, "Do you wish to configure a concurrency limit for %s?", domain);
-    ASK(sh_ask_yesno(sh, text, edit ? base.concurrency != 0 : true, &yes));
+    snprintf(text, sizeof text, "Do you wish to configure a concurrency limit for %s?", q->domain);
+    ASK(sh_ask_yesno(sh, text, q->edit ? base->concurrency != 0 : true, &yes));
     if (yes) {
-        dv = base.concurrency ? base.concurrency : def->concurrency;
-        snprintf(text, sizeof text, "Enter the max concurrency limit for \"%s\".", domain);
+        dv = base->concurrency ? base->concurrency : def->concurrency;
+        snprintf(text, sizeof text, "Enter the max concurrency limit for \"%s\".", q->domain);
         ASK(sh_ask_number(sh, text, &dv, CFG_CONCURRENCY_MIN, CFG_CONCURRENCY_MAX, &v));
         d->concurrency = (int)v;
     }
 
     ASK(sh_ask_yesno(sh, "Do you wish to apply a messages-per-connection limit to this domain?",
-                     edit && base.msgs_per_conn != 0, &yes));
+                     q->edit && base->msgs_per_conn != 0, &yes));
     if (yes) {
-        dv = base.msgs_per_conn ? base.msgs_per_conn : def->msgs_per_conn;
+        dv = base->msgs_per_conn ? base->msgs_per_conn : def->msgs_per_conn;
         snprintf(text, sizeof text, "Enter the max number of messages per connection for \"%s\".",
-                 domain);
+                 q->domain);
         ASK(sh_ask_number(sh, text, &dv, CFG_MSGS_MIN, CFG_MSGS_MAX, &v));
         d->msgs_per_conn = (int)v;
     }
 
-    bool own_rcpt = base.rcpt_limit != CFG_RCPT_DEFAULT;
-    ASK(sh_ask_yesno(sh, "Do you wish to apply a recipient limit to this domain?", edit && own_rcpt,
-                     &yes));
+    bool own_rcpt = base->rcpt_limit != CFG_RCPT_DEFAULT;
+    ASK(sh_ask_yesno(sh, "Do you wish to apply a recipient limit to this domain?",
+                     q->edit && own_rcpt, &yes));
     if (yes) {
-        dv = own_rcpt ? base.rcpt_minutes : def->rcpt_minutes;
+        dv = own_rcpt ? base->rcpt_minutes : def->rcpt_minutes;
         ASK(sh_ask_number(sh, "Enter the number of minutes used to measure the recipient limit.",
                           &dv, CFG_RCPT_MINUTES_MIN, CFG_RCPT_MINUTES_MAX, &v));
         d->rcpt_minutes = (int)v;
         bool has_dv = true;
-        if (own_rcpt && base.rcpt_limit > 0)
-            dv = base.rcpt_limit;
+        if (own_rcpt && base->rcpt_limit > 0)
+            dv = base->rcpt_limit;
         else if (!own_rcpt && def->rcpt_limit > 0)
             dv = def->rcpt_limit;
         else
             has_dv = own_rcpt, dv = 0;
         snprintf(text, sizeof text, "Enter the max number of recipients per %d minutes for \"%s\".",
-                 d->rcpt_minutes, domain);
+                 d->rcpt_minutes, q->domain);
         ASK(sh_ask_number(sh, text, has_dv ? &dv : NULL, CFG_RCPT_MIN, CFG_RCPT_MAX, &v));
         d->rcpt_limit = v;
     }
 
     if (d->concurrency || d->rcpt_limit != CFG_RCPT_DEFAULT) {
         char one[400];
-        snprintf(one, sizeof one, "One limit applies to the entire domain %s", domain);
+        snprintf(one, sizeof one, "One limit applies to the entire domain %s", q->domain);
         const char *items[] = {one, "Separate limit for each mail exchanger IP address"};
-        snprintf(text, sizeof text, "Select how you want to apply the limits for %s:", domain);
-        ASK(sh_ask_list(sh, text, items, 2, base.limit ? (int)base.limit : (int)def->limit, &c));
+        snprintf(text, sizeof text, "Select how you want to apply the limits for %s:", q->domain);
+        ASK(sh_ask_list(sh, text, items, 2, base->limit ? (int)base->limit : (int)def->limit, &c));
         d->limit = (enum cfg_limit)c;
     }
+    return SH_OK;
+}
 
+/* The TLS option, then (unless it is No) the reminder, DANE and MTA STS. */
+static enum sh_rc ask_tls(struct sh *sh, const struct entry_q *q)
+{
+    const struct cfg_dest *base = &q->base, *def = q->def;
+    struct cfg_dest *d = q->d;
+    bool yes;
+    int c;
     ASK(sh_ask_yesno(sh, "Do you wish to apply a specific TLS setting for this domain?",
-                     edit && base.tls != CFG_TLS_DEFAULT, &yes));
-    if (yes) {
-        ASK(sh_ask_list(sh, "Do you want to use TLS support?", tls_items, 6,
-                        base.tls ? (int)base.tls : (int)def->tls, &c));
-        d->tls = (enum cfg_tls)c;
-        if (d->tls == CFG_TLS_NO) {
-            d->dane = CFG_DANE_NO;
-            d->sts = CFG_STS_OFF;
-        } else {
-            sh_printf(sh, "\n%s\n", tls_reminder);
-            ASK(sh_ask_yesno(sh, "Do you wish to configure DANE support?",
-                             edit && base.dane != CFG_DANE_DEFAULT, &yes));
-            if (yes) {
-                ASK(sh_ask_list(sh, "Do you want to use DANE support?", dane_items, 3,
-                                base.dane ? (int)base.dane : (int)def->dane, &c));
-                d->dane = (enum cfg_dane)c;
-            }
-            ASK(sh_ask_yesno(sh, "Do you wish to configure MTA STS support?",
-                             edit && base.sts != CFG_STS_DEFAULT, &yes));
-            if (yes) {
-                ASK(sh_ask_list(sh, "Do you want to use MTA STS support?", sts_items, 2,
-                                base.sts ? (int)base.sts : (int)def->sts, &c));
-                d->sts = (enum cfg_sts)c;
-                if (d->sts == CFG_STS_ON)
-                    ASK(ask_sts_on(sh, domain));
-            }
-        }
+                     q->edit && base->tls != CFG_TLS_DEFAULT, &yes));
+    if (!yes)
+        return SH_OK;
+    ASK(sh_ask_list(sh, "Do you want to use TLS support?", tls_items, 6,
+                    base->tls ? (int)base->tls : (int)def->tls, &c));
+    d->tls = (enum cfg_tls)c;
+    if (d->tls == CFG_TLS_NO) {
+        d->dane = CFG_DANE_NO;
+        d->sts = CFG_STS_OFF;
+        return SH_OK;
     }
+    sh_printf(sh, "\n%s\n", tls_reminder);
+    ASK(sh_ask_yesno(sh, "Do you wish to configure DANE support?",
+                     q->edit && base->dane != CFG_DANE_DEFAULT, &yes));
+    if (yes) {
+        ASK(sh_ask_list(sh, "Do you want to use DANE support?", dane_items, 3,
+                        base->dane ? (int)base->dane : (int)def->dane, &c));
+        d->dane = (enum cfg_dane)c;
+    }
+    ASK(sh_ask_yesno(sh, "Do you wish to configure MTA STS support?",
+                     q->edit && base->sts != CFG_STS_DEFAULT, &yes));
+    if (yes) {
+        ASK(sh_ask_list(sh, "Do you want to use MTA STS support?", sts_items, 2,
+                        base->sts ? (int)base->sts : (int)def->sts, &c));
+        d->sts = (enum cfg_sts)c;
+        if (d->sts == CFG_STS_ON)
+            ASK(ask_sts_on(sh, q->domain));
+    }
+    return SH_OK;
+}
 
+/* The bounce profile and the IP sort preference. */
+static enum sh_rc ask_bounce_and_sort(struct sh *sh, const struct entry_q *q)
+{
+    const struct cfg_dest *base = &q->base, *def = q->def;
+    struct cfg_dest *d = q->d;
+    bool yes;
+    int c;
     ASK(sh_ask_yesno(sh, "Do you wish to apply a specific bounce profile to this domain?",
-                     edit && base.bounce_profile[0], &yes));
+                     q->edit && base->bounce_profile[0], &yes));
     if (yes) {
         struct names *ns = xmalloc(sizeof *ns);
         bounce_profiles(sh, ns);
         int def_i =
-            index_of(ns, base.bounce_profile[0] ? base.bounce_profile : def->bounce_profile);
+            index_of(ns, base->bounce_profile[0] ? base->bounce_profile : def->bounce_profile);
         enum sh_rc rc = sh_ask_list(sh, "Please choose a bounce profile to apply:", ns->items,
                                     ns->n, def_i, &c);
         if (rc == SH_OK)
@@ -292,17 +314,33 @@ static enum sh_rc entry_dialogue(struct sh *sh, const char *domain, const struct
     }
 
     ASK(sh_ask_yesno(sh, "Do you wish to apply a specific IP sort preference to this domain?",
-                     edit && base.ip_sort != CFG_IPSORT_DEFAULT, &yes));
+                     q->edit && base->ip_sort != CFG_IPSORT_DEFAULT, &yes));
     if (yes) {
+        char text[600];
         snprintf(text, sizeof text,
                  "For the domain %s, how should the appliance sort IP addresses within an MX "
                  "preference level?",
-                 domain);
+                 q->domain);
         ASK(sh_ask_list(sh, text, ipsort_items, 4,
-                        base.ip_sort ? (int)base.ip_sort : (int)def->ip_sort, &c));
+                        base->ip_sort ? (int)base->ip_sort : (int)def->ip_sort, &c));
         d->ip_sort = (enum cfg_ipsort)c;
     }
     return SH_OK;
+}
+
+/* NEW and EDIT: own is the entry being edited, NULL for a new one. */
+static enum sh_rc entry_dialogue(struct sh *sh, const char *domain, const struct cfg_dest *own,
+                                 const struct cfg_dest *def, struct cfg_dest *d)
+{
+    struct entry_q q = {.domain = domain, .edit = own != NULL, .def = def, .d = d};
+    if (own)
+        q.base = *own;
+    else
+        cfg_dest_inherit_all(&q.base);
+    cfg_dest_inherit_all(d);
+    ASK(ask_limits(sh, &q));
+    ASK(ask_tls(sh, &q));
+    return ask_bounce_and_sort(sh, &q);
 }
 
 static enum sh_rc ask_domain(struct sh *sh, const char *text, char *domain)
