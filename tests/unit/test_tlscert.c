@@ -243,8 +243,9 @@ static void test_garbage(const struct made *leaf)
         "",
         "hello\n",
         "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
-        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIBATAKBggqhkjOPQQDAjA=\n"
-        "-----END CERTIFICATE-----\n",
+        /* a DER prefix cut short */
+        ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIBATAKBggqhkjOPQQDAjA=\n"
+         "-----END CERTIFICATE-----\n"),
         "-----BEGIN CERTIFICATE-----\nMIIB\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
