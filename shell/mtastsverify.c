@@ -9,6 +9,11 @@
  * as MTA-STS requires it (TLS 1.2+, a chain to a trusted CA, a subjectAltName dNSName naming the
  * MX). The last line is `MTA-STS SUCCESS for <domain>` or `MTA-STS FAILED for <domain>: <reason>`
  * (an error line: the session's exit status becomes 1). Nothing here is cached or written.
+ *
+ * Each step is a function over one struct sts_check; the first failure found is the reason. The
+ * checks read the session's committed units, resolve with blocking lookups and verify the MX hosts
+ * with the CA lists alone, so probe.h's begin and start (a fresh snapshot, a resolver on a loop,
+ * delivery's TLS context with its outbound certificate) are not used here.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -89,9 +94,13 @@ static void set_reason(char *r, size_t rlen, const char *fmt, ...)
 
 /* ---- one STARTTLS check ---- */
 
+/* One SMTP session to an MX address, on a loop of its own. */
 struct tls_run {
+    struct ev_loop *loop;
+    struct smtpc *c;
     bool done;
     enum smtpc_event ev;
+    bool connected; /* the "Connected to" line was printed */
 };
 
 static void tls_cb(struct smtpc *c, enum smtpc_event ev, void *arg)
@@ -106,12 +115,13 @@ static void tls_cb(struct smtpc *c, enum smtpc_event ev, void *arg)
     t->done = true;
 }
 
-/* Checks one address of a matching MX. Returns true when it passes; else reason says why. */
-static bool check_mx_addr(struct sh *sh, SSL_CTX *ctx, const char *mx, const char *addr,
-                          char *reason, size_t rlen, bool *interrupted)
+/* Starts the session to addr with STARTTLS and the MX name as SNI. False when it cannot even
+ * start: reason says why. */
+static bool open_session(struct sh *sh, SSL_CTX *ctx, const char *mx, const char *addr,
+                         struct tls_run *t, char *reason, size_t rlen)
 {
-    struct ev_loop *loop = ev_loop_new();
-    if (!loop) {
+    t->loop = ev_loop_new();
+    if (!t->loop) {
         set_reason(reason, rlen, "out of memory");
         return false;
     }
@@ -126,79 +136,125 @@ static bool check_mx_addr(struct sh *sh, SSL_CTX *ctx, const char *mx, const cha
     char host[256];
     sh_hostname(sh, host, sizeof host);
     p.helo = host;
-    struct tls_run t = {false, SMTPC_FAILED};
     char err[256] = "";
-    struct smtpc *c = smtpc_open(loop, &p, tls_cb, &t, err, sizeof err);
-    bool ok = false;
-    if (!c) {
+    t->c = smtpc_open(t->loop, &p, tls_cb, t, err, sizeof err);
+    if (!t->c) {
         set_reason(reason, rlen, "cannot connect to %s: %s", addr, err);
         sh_printf(sh, "Connection to %s failed: %s\n", addr, err);
-        ev_loop_free(loop);
         return false;
     }
-    bool connected = false;
-    while (!t.done) {
-        if (ev_run_once(loop, 200) < 0 || sh_interrupted()) {
-            *interrupted = true;
-            break;
-        }
-        if (t.ev == SMTPC_CONNECTED && !connected) {
-            connected = true;
-            sh_printf(sh, "Connected to %s from interface %s.\n", addr, smtpc_info(c)->local_addr);
+    return true;
+}
+
+/* Runs the session until it ends, printing "Connected to" once it is seen up. False when Ctrl-C
+ * (or a failing loop) interrupted it. */
+static bool run_session(struct sh *sh, struct tls_run *t, const char *addr)
+{
+    while (!t->done) {
+        if (ev_run_once(t->loop, 200) < 0 || sh_interrupted())
+            return false;
+        if (t->ev == SMTPC_CONNECTED && !t->connected) {
+            t->connected = true;
+            sh_printf(sh, "Connected to %s from interface %s.\n", addr,
+                      smtpc_info(t->c)->local_addr);
         }
     }
+    return true;
+}
+
+/* The certificate of an established session, as MTA-STS requires it: a chain to a trusted CA and
+ * a subjectAltName dNSName naming the MX. */
+static bool check_cert(struct sh *sh, struct smtpc *c, const char *mx, const char *addr,
+                       char *reason, size_t rlen)
+{
     const struct smtpc_info *i = smtpc_info(c);
-    if (*interrupted) {
-        set_reason(reason, rlen, "interrupted");
-    } else if (!connected && i->stage <= SMTPC_ST_CONNECT) {
+    char matched[TLSPOL_NAME_MAX + 1] = "";
+    X509 *cert = smtpc_peer_cert(c);
+    bool chain_ok = i->tls.verify_result == X509_V_OK;
+    bool name_ok = cert && tlspol_name_match(cert, mx, true, matched);
+    if (!chain_ok) {
+        sh_printf(sh, "Certificate verification failed: %s\n", i->tls.verify_error);
+        set_reason(reason, rlen, "the certificate of %s (%s) does not verify: %s", mx, addr,
+                   i->tls.verify_error);
+        return false;
+    }
+    if (!name_ok) {
+        char names[512];
+        tlspol_cert_names(cert, names, sizeof names);
+        sh_printf(sh, "Certificate verification failed: no subjectAltName names %s (%s)\n", mx,
+                  names[0] ? names : "no names");
+        set_reason(reason, rlen, "peer cert does not match MX %s", mx);
+        return false;
+    }
+    sh_printf(sh, "Certificate verification successful\n");
+    sh_printf(sh, "TLS connection succeeded %s.\n", mx);
+    return true;
+}
+
+/* How the finished session went: connection, STARTTLS, handshake, certificate. */
+static bool judge_session(struct sh *sh, const struct tls_run *t, const char *mx, const char *addr,
+                          char *reason, size_t rlen)
+{
+    const struct smtpc_info *i = smtpc_info(t->c);
+    if (!t->connected && i->stage <= SMTPC_ST_CONNECT) {
         set_reason(reason, rlen, "cannot connect to %s (%s): %s", mx, addr, i->detail);
         sh_printf(sh, "Connection to %s failed: %s\n", addr, i->detail);
-    } else if (!i->tls.offered) {
+        return false;
+    }
+    if (!i->tls.offered) {
         set_reason(reason, rlen, "STARTTLS not offered by %s (%s)", mx, addr);
         sh_printf(sh, "STARTTLS not offered by %s.\n", mx);
-    } else if (i->tls.refused) {
+        return false;
+    }
+    if (i->tls.refused) {
         set_reason(reason, rlen, "STARTTLS refused by %s (%s): %d %s", mx, addr, i->last.code,
                    i->last.text);
         sh_printf(sh, "STARTTLS refused by %s: %d %s\n", mx, i->last.code, i->last.text);
-    } else if (!i->tls.established) {
-        sh_printf(sh, "Checking TLS connection.\n");
-        set_reason(reason, rlen, "TLS handshake with %s (%s) failed: %s", mx, addr,
-                   i->tls.error[0] ? i->tls.error : i->detail);
-        sh_printf(sh, "TLS handshake failed: %s\n", i->tls.error[0] ? i->tls.error : i->detail);
-    } else {
-        sh_printf(sh, "Checking TLS connection.\n");
-        sh_printf(sh, "TLS connection established: protocol %s, cipher %s.\n", i->tls.protocol,
-                  i->tls.cipher);
-        char matched[TLSPOL_NAME_MAX + 1] = "";
-        X509 *cert = smtpc_peer_cert(c);
-        bool chain_ok = i->tls.verify_result == X509_V_OK;
-        bool name_ok = cert && tlspol_name_match(cert, mx, true, matched);
-        if (!chain_ok) {
-            sh_printf(sh, "Certificate verification failed: %s\n", i->tls.verify_error);
-            set_reason(reason, rlen, "the certificate of %s (%s) does not verify: %s", mx, addr,
-                       i->tls.verify_error);
-        } else if (!name_ok) {
-            char names[512];
-            tlspol_cert_names(cert, names, sizeof names);
-            sh_printf(sh, "Certificate verification failed: no subjectAltName names %s (%s)\n", mx,
-                      names[0] ? names : "no names");
-            set_reason(reason, rlen, "peer cert does not match MX %s", mx);
+        return false;
+    }
+    sh_printf(sh, "Checking TLS connection.\n");
+    if (!i->tls.established) {
+        const char *why = i->tls.error[0] ? i->tls.error : i->detail;
+        set_reason(reason, rlen, "TLS handshake with %s (%s) failed: %s", mx, addr, why);
+        sh_printf(sh, "TLS handshake failed: %s\n", why);
+        return false;
+    }
+    sh_printf(sh, "TLS connection established: protocol %s, cipher %s.\n", i->tls.protocol,
+              i->tls.cipher);
+    if (check_cert(sh, t->c, mx, addr, reason, rlen))
+        return true;
+    sh_printf(sh, "TLS connection failed %s.\n", mx);
+    return false;
+}
+
+/* Ends a session that is still up with QUIT (waiting up to 5 s for it), and frees it. */
+static void close_session(struct tls_run *t)
+{
+    if (t->done && t->ev == SMTPC_READY) {
+        t->done = false;
+        smtpc_quit(t->c);
+        for (int n = 0; !t->done && n < 50; n++)
+            ev_run_once(t->loop, 100);
+    }
+    smtpc_free(t->c);
+    ev_loop_free(t->loop);
+}
+
+/* Checks one address of a matching MX. Returns true when it passes; else reason says why. */
+static bool check_mx_addr(struct sh *sh, SSL_CTX *ctx, const char *mx, const char *addr,
+                          char *reason, size_t rlen, bool *interrupted)
+{
+    struct tls_run t = {.ev = SMTPC_FAILED};
+    bool ok = false;
+    if (open_session(sh, ctx, mx, addr, &t, reason, rlen)) {
+        if (run_session(sh, &t, addr)) {
+            ok = judge_session(sh, &t, mx, addr, reason, rlen);
         } else {
-            sh_printf(sh, "Certificate verification successful\n");
-            sh_printf(sh, "TLS connection succeeded %s.\n", mx);
-            ok = true;
+            *interrupted = true;
+            set_reason(reason, rlen, "interrupted");
         }
-        if (!ok)
-            sh_printf(sh, "TLS connection failed %s.\n", mx);
     }
-    if (t.done && t.ev == SMTPC_READY) {
-        t.done = false;
-        smtpc_quit(c);
-        for (int n = 0; !t.done && n < 50; n++)
-            ev_run_once(loop, 100);
-    }
-    smtpc_free(c);
-    ev_loop_free(loop);
+    close_session(&t);
     return ok;
 }
 
@@ -245,215 +301,287 @@ struct mxhost {
     bool match;
 };
 
-enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv)
+/* One run of the checks: what its steps share. A step returns false when the checks stop there:
+ * then reason says why the domain fails, or interrupted is set. */
+struct sts_check {
+    struct sh *sh;
+    char domain[STS_NAME_MAX + 1];
+    struct verify_cfg v;
+    char reason[640]; /* the first failure found; "" while the domain passes */
+    bool interrupted;
+    char *body; /* the fetch's buffer (STS_POLICY_MAX bytes), which fetched.body points into */
+    struct sts_fetch_result fetched;
+    struct sts_policy *pol;
+    struct mxhost mx[MAX_MX];
+    size_t nmx;
+};
+
+/* The <domain> argument and the committed configuration. False after printing the error line,
+ * with nothing to free. */
+static bool check_begin(struct sts_check *k, struct sh *sh, int argc, char **argv)
 {
+    memset(k, 0, sizeof *k);
+    k->sh = sh;
     if (argc != 2) {
         sh_error(sh, "Usage: mtastsverify <domain>");
-        return SH_OK;
+        return false;
     }
-    char d[STS_NAME_MAX + 1];
-    if (!valid_domain(argv[1], d, sizeof d)) {
+    if (!valid_domain(argv[1], k->domain, sizeof k->domain)) {
         sh_error(sh, "%s is not a valid domain.", argv[1]);
-        return SH_OK;
+        return false;
     }
-    struct verify_cfg v;
-    load_cfg(sh, &v);
-    char reason[640] = "";
-    struct sts_policy *pol = NULL;
-    char *body = NULL;
-    SSL_CTX *ctx = NULL;
-    bool interrupted = false;
+    load_cfg(sh, &k->v);
+    return true;
+}
 
-    /* 1. TXT */
-    char qname[STS_NAME_MAX + 16];
-    snprintf(qname, sizeof qname, "_mta-sts.%s", d);
-    struct dns_answer ans;
-    dns_resolve(&v.dns, qname, DNS_T_TXT, &ans);
-    if (dns_status_temporary(ans.status) || ans.status == DNS_BADNAME) {
-        set_reason(reason, sizeof reason, "the TXT lookup of %s failed (%s)", qname,
-                   ans.detail[0] ? ans.detail : dns_status_name(ans.status));
-        dns_answer_clear(&ans);
-        goto verdict;
-    }
+static void check_end(struct sts_check *k)
+{
+    free(k->pol);
+    free(k->body);
+    free_cfg(&k->v);
+}
+
+/* Prints the MTA-STS records among the TXT records of ans, valid or not, and returns
+ * sts_record_select's verdict on them (why says what is wrong when there is no valid one). */
+static enum sts_txt_status print_txt_records(struct sts_check *k, const struct dns_answer *ans,
+                                             char *why, size_t whylen)
+{
     struct sts_record_text recs[32];
-    size_t n = 0, nsts = 0;
-    for (size_t i = 0; i < ans.nrr && n < 32; i++) {
-        if (ans.rr[i].type != DNS_T_TXT)
+    size_t n = 0;
+    for (size_t i = 0; i < ans->nrr && n < 32; i++) {
+        if (ans->rr[i].type != DNS_T_TXT)
             continue;
-        recs[n].data = (const char *)ans.rr[i].txt.data;
-        recs[n].len = ans.rr[i].txt.len;
-        if (sts_record_is_sts(recs[n].data, recs[n].len))
-            nsts++;
+        recs[n].data = (const char *)ans->rr[i].txt.data;
+        recs[n].len = ans->rr[i].txt.len;
         n++;
     }
     struct sts_record rec;
-    char why[STS_REASON_MAX] = "";
     enum sts_txt_status ts =
-        ans.status == DNS_OK ? sts_record_select(recs, n, &rec, why, sizeof why) : STS_TXT_NONE;
+        ans->status == DNS_OK ? sts_record_select(recs, n, &rec, why, whylen) : STS_TXT_NONE;
     for (size_t i = 0; i < n; i++) {
         if (!sts_record_is_sts(recs[i].data, recs[i].len))
             continue;
-        sh_printf(sh, "%s TXT record found for %s: %.*s\n",
-                  ts == STS_TXT_VALID ? "MTA-STS" : "Invalid MTA-STS", d, (int)recs[i].len,
+        sh_printf(k->sh, "%s TXT record found for %s: %.*s\n",
+                  ts == STS_TXT_VALID ? "MTA-STS" : "Invalid MTA-STS", k->domain, (int)recs[i].len,
                   recs[i].data);
     }
+    return ts;
+}
+
+/* 1. The TXT record at _mta-sts.<domain>: one valid MTA-STS record. */
+static bool check_txt_record(struct sts_check *k)
+{
+    char qname[STS_NAME_MAX + 16];
+    snprintf(qname, sizeof qname, "_mta-sts.%s", k->domain);
+    struct dns_answer ans;
+    dns_resolve(&k->v.dns, qname, DNS_T_TXT, &ans);
+    if (dns_status_temporary(ans.status) || ans.status == DNS_BADNAME) {
+        set_reason(k->reason, sizeof k->reason, "the TXT lookup of %s failed (%s)", qname,
+                   ans.detail[0] ? ans.detail : dns_status_name(ans.status));
+        dns_answer_clear(&ans);
+        return false;
+    }
+    char why[STS_REASON_MAX] = "";
+    enum sts_txt_status ts = print_txt_records(k, &ans, why, sizeof why);
     dns_answer_clear(&ans);
     if (ts == STS_TXT_NONE) {
-        sh_printf(sh, "No MTA-STS TXT record found for %s.\n", d);
-        set_reason(reason, sizeof reason, "no MTA-STS TXT record at %s", qname);
-        goto verdict;
+        sh_printf(k->sh, "No MTA-STS TXT record found for %s.\n", k->domain);
+        set_reason(k->reason, sizeof k->reason, "no MTA-STS TXT record at %s", qname);
+        return false;
     }
     if (ts != STS_TXT_VALID) {
-        set_reason(reason, sizeof reason, "invalid MTA-STS TXT record: %s", why);
-        goto verdict;
+        set_reason(k->reason, sizeof k->reason, "invalid MTA-STS TXT record: %s", why);
+        return false;
     }
+    return true;
+}
 
-    /* 2. the fetch */
+/* 2. The policy fetch as the agent does it, with the response and the policy host's
+ * certificate printed. Also allocates the policy that step 3 parses into. */
+static bool fetch_policy(struct sts_check *k)
+{
     struct sts_fetch_config fc;
     memset(&fc, 0, sizeof fc);
-    fc.ca_file = v.ca_file;
-    if (v.ca_pem.len) {
-        fc.ca_pem = sb_str(&v.ca_pem);
-        fc.ca_pem_len = v.ca_pem.len;
+    fc.ca_file = k->v.ca_file;
+    if (k->v.ca_pem.len) {
+        fc.ca_pem = sb_str(&k->v.ca_pem);
+        fc.ca_pem_len = k->v.ca_pem.len;
     }
-    fc.proxy = v.proxy;
+    fc.proxy = k->v.proxy;
     fc.certinfo = true;
-    body = malloc(STS_POLICY_MAX);
-    pol = malloc(sizeof *pol);
-    if (!body || !pol) {
-        set_reason(reason, sizeof reason, "out of memory");
-        goto verdict;
+    k->body = malloc(STS_POLICY_MAX);
+    k->pol = malloc(sizeof *k->pol);
+    if (!k->body || !k->pol) {
+        set_reason(k->reason, sizeof k->reason, "out of memory");
+        return false;
     }
-    if (v.proxy[0])
-        sh_printf(sh, "Requesting the policy through the proxy %s.\n", v.proxy);
-    struct sts_fetch_result fr;
-    sts_fetch_blocking(&v.dns, &fc, d, &fr, body, STS_POLICY_MAX, sh_interrupted);
-    if (fr.status != STS_FETCH_OK) {
-        if (strcmp(fr.reason, "interrupted") == 0) {
-            interrupted = true;
-            goto out;
+    if (k->v.proxy[0])
+        sh_printf(k->sh, "Requesting the policy through the proxy %s.\n", k->v.proxy);
+    struct sts_fetch_result *fr = &k->fetched;
+    sts_fetch_blocking(&k->v.dns, &fc, k->domain, fr, k->body, STS_POLICY_MAX, sh_interrupted);
+    if (fr->status != STS_FETCH_OK) {
+        if (strcmp(fr->reason, "interrupted") == 0) {
+            k->interrupted = true;
+            return false;
         }
-        sh_printf(sh, "Policy fetch from %s failed due to %s.\n", fr.url, fr.reason);
-        set_reason(reason, sizeof reason, "policy fetch failed due to %s", fr.reason);
-        goto verdict;
+        sh_printf(k->sh, "Policy fetch from %s failed due to %s.\n", fr->url, fr->reason);
+        set_reason(k->reason, sizeof k->reason, "policy fetch failed due to %s", fr->reason);
+        return false;
     }
-    sh_printf(sh, "Policy fetched from %s (%ld, %s, %zu bytes)\n", fr.url, fr.http_status,
-              fr.content_type, fr.body_len);
-    if (fr.cert_subject[0])
-        sh_printf(sh, "Policy host certificate: subject %s; issuer %s; expires %s\n",
-                  fr.cert_subject, fr.cert_issuer, fr.cert_expire);
-    if (fr.cert_san[0])
-        sh_printf(sh, "Policy host certificate names: %s\n", fr.cert_san);
+    sh_printf(k->sh, "Policy fetched from %s (%ld, %s, %zu bytes)\n", fr->url, fr->http_status,
+              fr->content_type, fr->body_len);
+    if (fr->cert_subject[0])
+        sh_printf(k->sh, "Policy host certificate: subject %s; issuer %s; expires %s\n",
+                  fr->cert_subject, fr->cert_issuer, fr->cert_expire);
+    if (fr->cert_san[0])
+        sh_printf(k->sh, "Policy host certificate names: %s\n", fr->cert_san);
+    return true;
+}
 
-    /* 3. the policy */
-    print_policy_text(sh, fr.body, fr.body_len);
+/* 3. The policy text and its verdict; a policy in mode none ends the checks. */
+static bool check_policy(struct sts_check *k)
+{
+    const struct sts_fetch_result *fr = &k->fetched;
+    print_policy_text(k->sh, fr->body, fr->body_len);
     char preason[STS_POLICY_REASON_MAX] = "";
-    if (sts_policy_parse(fr.body, fr.body_len, pol, preason, sizeof preason) != STS_POLICY_VALID) {
-        sh_printf(sh, "Invalid policy: %s\n", preason);
-        set_reason(reason, sizeof reason, "invalid policy: %s", preason);
-        goto verdict;
+    if (sts_policy_parse(fr->body, fr->body_len, k->pol, preason, sizeof preason) !=
+        STS_POLICY_VALID) {
+        sh_printf(k->sh, "Invalid policy: %s\n", preason);
+        set_reason(k->reason, sizeof k->reason, "invalid policy: %s", preason);
+        return false;
     }
-    sh_printf(sh, "Policy valid: mode %s, max_age %u.\n", sts_mode_name(pol->mode),
-              (unsigned)pol->max_age);
-    if (pol->mode == STS_MODE_NONE) {
-        set_reason(reason, sizeof reason, "the policy's mode is none: MTA-STS does not apply");
-        goto verdict;
+    sh_printf(k->sh, "Policy valid: mode %s, max_age %u.\n", sts_mode_name(k->pol->mode),
+              (unsigned)k->pol->max_age);
+    if (k->pol->mode == STS_MODE_NONE) {
+        set_reason(k->reason, sizeof k->reason,
+                   "the policy's mode is none: MTA-STS does not apply");
+        return false;
     }
+    return true;
+}
 
-    /* 4. the MX hosts */
-    struct mxhost mx[MAX_MX];
-    size_t nmx = 0, nmatch = 0;
-    dns_resolve(&v.dns, d, DNS_T_MX, &ans);
+/* 4. The MX hosts of the domain (the domain itself when it has no MX record). */
+static bool find_mx_hosts(struct sts_check *k)
+{
+    struct dns_answer ans;
+    dns_resolve(&k->v.dns, k->domain, DNS_T_MX, &ans);
     if (ans.status == DNS_OK && ans.null_mx) {
-        set_reason(reason, sizeof reason, "%s has a null MX: it accepts no mail", d);
+        set_reason(k->reason, sizeof k->reason, "%s has a null MX: it accepts no mail", k->domain);
     } else if (ans.status == DNS_OK) {
-        for (size_t i = 0; i < ans.nrr && nmx < MAX_MX; i++)
+        for (size_t i = 0; i < ans.nrr && k->nmx < MAX_MX; i++)
             if (ans.rr[i].type == DNS_T_MX && ans.rr[i].mx.host[0])
-                snprintf(mx[nmx++].name, sizeof mx[0].name, "%s", ans.rr[i].mx.host);
+                snprintf(k->mx[k->nmx++].name, sizeof k->mx[0].name, "%s", ans.rr[i].mx.host);
     } else if (ans.status == DNS_NODATA) {
-        sh_printf(sh, "No MX record for %s: the domain itself is the MX.\n", d);
-        snprintf(mx[nmx++].name, sizeof mx[0].name, "%s", d);
+        sh_printf(k->sh, "No MX record for %s: the domain itself is the MX.\n", k->domain);
+        snprintf(k->mx[k->nmx++].name, sizeof k->mx[0].name, "%s", k->domain);
     } else {
-        set_reason(reason, sizeof reason, "the MX lookup of %s failed (%s)", d,
+        set_reason(k->reason, sizeof k->reason, "the MX lookup of %s failed (%s)", k->domain,
                    ans.detail[0] ? ans.detail : dns_status_name(ans.status));
     }
     dns_answer_clear(&ans);
-    if (reason[0])
-        goto verdict;
-    for (size_t i = 0; i < nmx; i++) {
-        mx[i].match = sts_policy_allows_mx(pol, mx[i].name);
-        nmatch += mx[i].match;
-        sh_printf(sh, "MX %s %s the policy\n", mx[i].name,
-                  mx[i].match ? "matches" : "does not match");
+    return !k->reason[0];
+}
+
+/* 5. Which MX hosts the policy lists; the checks go on when one does. */
+static bool match_mx_hosts(struct sts_check *k)
+{
+    size_t nmatch = 0;
+    for (size_t i = 0; i < k->nmx; i++) {
+        k->mx[i].match = sts_policy_allows_mx(k->pol, k->mx[i].name);
+        nmatch += k->mx[i].match;
+        sh_printf(k->sh, "MX %s %s the policy\n", k->mx[i].name,
+                  k->mx[i].match ? "matches" : "does not match");
     }
     if (nmatch == 0) {
-        set_reason(reason, sizeof reason, "no MX host of %s matches its policy", d);
-        goto verdict;
+        set_reason(k->reason, sizeof k->reason, "no MX host of %s matches its policy", k->domain);
+        return false;
     }
+    return true;
+}
 
-    /* 5. STARTTLS to each matching MX */
+/* The A and AAAA addresses of the MX mx, each printed; returns how many (at most MAX_ADDRS). An MX
+ * without one fails. */
+static size_t mx_addresses(struct sts_check *k, const char *mx, char (*addrs)[64])
+{
+    size_t na = 0;
+    uint16_t types[2] = {DNS_T_A, DNS_T_AAAA};
+    enum dns_status last = DNS_NODATA;
+    for (int t = 0; t < 2; t++) {
+        struct dns_answer ans;
+        dns_resolve(&k->v.dns, mx, types[t], &ans);
+        if (ans.status != DNS_OK && (t == 0 || last != DNS_OK))
+            last = ans.status;
+        for (size_t j = 0; j < ans.nrr && na < MAX_ADDRS; j++) {
+            if (ans.rr[j].type == DNS_T_A)
+                inet_ntop(AF_INET, &ans.rr[j].a, addrs[na], sizeof addrs[na]);
+            else if (ans.rr[j].type == DNS_T_AAAA)
+                inet_ntop(AF_INET6, &ans.rr[j].aaaa, addrs[na], sizeof addrs[na]);
+            else
+                continue;
+            sh_printf(k->sh, "%s record (%s) found for MX(%s) in %s\n", t ? "AAAA" : "A", addrs[na],
+                      mx, k->domain);
+            na++;
+        }
+        dns_answer_clear(&ans);
+    }
+    if (na == 0) {
+        sh_printf(k->sh, "No address found for MX(%s) in %s (%s)\n", mx, k->domain,
+                  dns_status_name(last));
+        if (!k->reason[0])
+            set_reason(k->reason, sizeof k->reason, "no address for MX %s", mx);
+    }
+    return na;
+}
+
+/* 6. STARTTLS to every address of every matching MX, verified against the MX name. All are
+ * checked; reason keeps the first failure. */
+static void check_starttls(struct sts_check *k)
+{
     struct smtpc_ctx_params cp;
     memset(&cp, 0, sizeof cp);
-    cp.system_cas = v.system_cas;
-    cp.ca_pem = v.custom_pem;
+    cp.system_cas = k->v.system_cas;
+    cp.ca_pem = k->v.custom_pem;
     char err[256];
-    ctx = smtpc_ctx_new(&cp, err, sizeof err);
+    SSL_CTX *ctx = smtpc_ctx_new(&cp, err, sizeof err);
     if (!ctx) {
-        set_reason(reason, sizeof reason, "cannot set up TLS: %s", err);
-        goto verdict;
+        set_reason(k->reason, sizeof k->reason, "cannot set up TLS: %s", err);
+        return;
     }
-    for (size_t i = 0; i < nmx && !interrupted; i++) {
-        if (!mx[i].match)
+    for (size_t i = 0; i < k->nmx && !k->interrupted; i++) {
+        if (!k->mx[i].match)
             continue;
         char addrs[MAX_ADDRS][64];
-        size_t na = 0;
-        uint16_t types[2] = {DNS_T_A, DNS_T_AAAA};
-        enum dns_status last = DNS_NODATA;
-        for (int k = 0; k < 2; k++) {
-            dns_resolve(&v.dns, mx[i].name, types[k], &ans);
-            if (ans.status != DNS_OK && (k == 0 || last != DNS_OK))
-                last = ans.status;
-            for (size_t j = 0; j < ans.nrr && na < MAX_ADDRS; j++) {
-                if (ans.rr[j].type == DNS_T_A)
-                    inet_ntop(AF_INET, &ans.rr[j].a, addrs[na], sizeof addrs[na]);
-                else if (ans.rr[j].type == DNS_T_AAAA)
-                    inet_ntop(AF_INET6, &ans.rr[j].aaaa, addrs[na], sizeof addrs[na]);
-                else
-                    continue;
-                sh_printf(sh, "%s record (%s) found for MX(%s) in %s\n", k ? "AAAA" : "A",
-                          addrs[na], mx[i].name, d);
-                na++;
-            }
-            dns_answer_clear(&ans);
-        }
-        if (na == 0) {
-            sh_printf(sh, "No address found for MX(%s) in %s (%s)\n", mx[i].name, d,
-                      dns_status_name(last));
-            if (!reason[0])
-                set_reason(reason, sizeof reason, "no address for MX %s", mx[i].name);
-            continue;
-        }
-        for (size_t j = 0; j < na && !interrupted; j++) {
+        size_t na = mx_addresses(k, k->mx[i].name, addrs);
+        for (size_t j = 0; j < na && !k->interrupted; j++) {
             char r[512] = "";
-            if (!check_mx_addr(sh, ctx, mx[i].name, addrs[j], r, sizeof r, &interrupted) &&
-                !reason[0])
-                set_reason(reason, sizeof reason, "%s", r);
+            if (!check_mx_addr(k->sh, ctx, k->mx[i].name, addrs[j], r, sizeof r, &k->interrupted) &&
+                !k->reason[0])
+                set_reason(k->reason, sizeof k->reason, "%s", r);
         }
     }
-    if (interrupted)
-        goto out;
-
-verdict:
-    if (reason[0])
-        sh_error(sh, "MTA-STS FAILED for %s: %s", d, reason);
-    else
-        sh_printf(sh, "MTA-STS SUCCESS for %s\n", d);
-out:
-    if (interrupted)
-        sh_printf(sh, "Interrupted.\n");
     SSL_CTX_free(ctx);
-    free(pol);
-    free(body);
-    free_cfg(&v);
-    return interrupted ? SH_ABORT : SH_OK;
+}
+
+static void print_verdict(struct sts_check *k)
+{
+    if (k->reason[0])
+        sh_error(k->sh, "MTA-STS FAILED for %s: %s", k->domain, k->reason);
+    else
+        sh_printf(k->sh, "MTA-STS SUCCESS for %s\n", k->domain);
+}
+
+enum sh_rc sh_cmd_mtastsverify(struct sh *sh, int argc, char **argv)
+{
+    struct sts_check k;
+    if (!check_begin(&k, sh, argc, argv))
+        return SH_OK;
+    if (check_txt_record(&k) && fetch_policy(&k) && check_policy(&k) && find_mx_hosts(&k) &&
+        match_mx_hosts(&k))
+        check_starttls(&k);
+    if (k.interrupted)
+        sh_printf(sh, "Interrupted.\n");
+    else
+        print_verdict(&k);
+    check_end(&k);
+    return k.interrupted ? SH_ABORT : SH_OK;
 }
