@@ -287,8 +287,8 @@ static bool valid_domain(const char *in, char *out, size_t outlen)
 {
     size_t len = strlen(in);
     if (len && in[len - 1] == '.')
-        len--;
-    if (len == 0 || len >= outlen || len > STS_NAME_MAX)
+        len--; /* one root dot, no more */
+    if (len == 0 || len >= outlen || len > STS_NAME_MAX || in[len - 1] == '.')
         return false;
     for (size_t i = 0; i < len; i++)
         out[i] = (char)tolower((unsigned char)in[i]);
