@@ -242,12 +242,21 @@ static void assemble(struct mx_lookup *l)
     } else if (k > 0) {
         set_fail(l, MX_PERMFAIL, "5.4.4", "No address of %s matches the IP sort preference",
                  l->domain);
-    } else if (l->res.implicit) {
-        set_fail(l, MX_PERMFAIL, "5.1.2", "DNS Hard Error looking up %s (MX): no MX and no address",
-                 l->domain);
     } else {
-        set_fail(l, MX_PERMFAIL, "5.4.4", "DNS Hard Error: no MX host of %s has an address",
-                 l->domain);
+        /* Under Require, the other family was never asked for: say which one is missing. */
+        const char *family = l->sort == CFG_IPSORT_REQUIRE_V4   ? "IPv4 "
+                             : l->sort == CFG_IPSORT_REQUIRE_V6 ? "IPv6 "
+                                                                : "";
+        const char *why = l->sort == CFG_IPSORT_REQUIRE_V4   ? " (IP sort preference: Require IPv4)"
+                          : l->sort == CFG_IPSORT_REQUIRE_V6 ? " (IP sort preference: Require IPv6)"
+                                                             : "";
+        if (l->res.implicit)
+            set_fail(l, MX_PERMFAIL, "5.1.2",
+                     "DNS Hard Error looking up %s (MX): no MX and no %saddress%s", l->domain,
+                     family, why);
+        else
+            set_fail(l, MX_PERMFAIL, "5.4.4", "DNS Hard Error: no MX host of %s has an %saddress%s",
+                     l->domain, family, why);
     }
     finish(l);
 }

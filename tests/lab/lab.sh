@@ -199,6 +199,7 @@ write_env() {
         while read -r name addr rest; do
             recvs+=("$name")
             printf 'export LAB_RECV_%s=%q\n' "$(tr 'a-z-' 'A-Z_' <<<"$name")" "$addr"
+            printf 'export LAB_RECV6_%s=%q\n' "$(tr 'a-z-' 'A-Z_' <<<"$name")" "$(lab_v6_of "$addr")"
         done < <(lab_receivers)
         printf 'export LAB_RECEIVERS=%q\n' "${recvs[*]}"
         domains=$(awk '$1 == "domain" { printf "%s%s", s, $2; s = " " }' "$LAB_DIR/manifest")
@@ -252,7 +253,11 @@ do_up() {
     for addr in "$LAB_RESOLVER_ADDR" "$LAB_FAKEDNS_ADDR" "$LAB_POLICY_ADDR" "$LAB_PROXY_ADDR"; do
         lab_ns ip addr add "$addr/32" dev lo
     done
-    while read -r name addr rest; do lab_ns ip addr add "$addr/32" dev lo; done < <(lab_receivers)
+    while read -r name addr rest; do
+        lab_ns ip addr add "$addr/32" dev lo
+        lab_ns ip -6 addr add "$(lab_v6_of "$addr")/128" dev lo nodad ||
+            lab_die "cannot add an IPv6 address in the namespace (is IPv6 disabled?)"
+    done < <(lab_receivers)
     mkdir -p "/etc/netns/$LAB_NS"
     printf '# stsgate lab %s\nnameserver %s\n' "$LAB_NAME" "$LAB_RESOLVER_ADDR" \
         >"/etc/netns/$LAB_NS/resolv.conf"

@@ -347,6 +347,17 @@ receiver_cert_check() {
     fi
 }
 
+# greets_on ADDR: an SMTP server on ADDR port 25 answers 220 (bash's /dev/tcp speaks IPv6, swaks
+# would need IO::Socket::INET6).
+greets_on() {
+    local line
+    exec 3<>"/dev/tcp/$1/25" || return 1
+    read -r -t 10 line <&3
+    printf 'QUIT\r\n' >&3
+    exec 3<&-
+    [[ $line == "220 "* ]] || { echo "got: $line"; return 1; }
+}
+
 echo "# receivers: STARTTLS and certificates (at $((SECONDS - t0)) s)"
 while read -r r addr cert names tls reply ports; do
     case "$tls" in
@@ -385,6 +396,11 @@ while read -r r addr cert names tls reply ports; do
         check "receiver $r ($addr): STARTTLS offered, the handshake fails" old_check "$addr"
         ;;
     esac
+    # Every Postfix receiver listens on its IPv6 address too.
+    if [ "$tls" != strip ]; then
+        v6=$(lab_v6_of "$addr")
+        check "receiver $r greets on IPv6 ($v6)" greets_on "$v6"
+    fi
 done < <(lab_receivers)
 
 # ---- receivers: delivery ----------------------------------------------------------------------

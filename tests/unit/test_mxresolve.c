@@ -213,6 +213,12 @@ static void test_outcomes(void)
     resolve("noaddr.test", CFG_IPSORT_PREFER_V4, &g);
     T_EQ_INT(g.r.status, MX_PERMFAIL);
     T_EQ_STR(g.r.code, "5.4.4");
+    T_EQ_STR(g.r.reason, "DNS Hard Error: no MX host of noaddr.test has an address");
+    mx_result_clear(&g.r);
+    /* under Require the other family is not asked for: the reason names the one required */
+    resolve("noaddr.test", CFG_IPSORT_REQUIRE_V6, &g);
+    T_EQ_STR(g.r.reason, "DNS Hard Error: no MX host of noaddr.test has an IPv6 address (IP sort "
+                         "preference: Require IPv6)");
     mx_result_clear(&g.r);
 
     /* one host SERVFAIL, the other without address: temporary */
@@ -223,6 +229,9 @@ static void test_outcomes(void)
     /* Require IPv4 with only an IPv6 address: nothing to try, and that will not change */
     resolve("v6only.test", CFG_IPSORT_REQUIRE_V4, &g);
     T_EQ_INT(g.r.status, MX_PERMFAIL);
+    T_EQ_STR(g.r.reason,
+             "DNS Hard Error looking up v6only.test (MX): no MX and no IPv4 address (IP "
+             "sort preference: Require IPv4)");
     mx_result_clear(&g.r);
 
     /* A host reached through CNAMEs: the end of the chain is kept for DANE, per host. */

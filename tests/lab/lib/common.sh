@@ -73,6 +73,9 @@ lab_zone_of() {
 # lab_receivers: the receiver table without comments, one receiver per line.
 lab_receivers() { grep -v -e '^#' -e '^[[:space:]]*$' "$LAB_SRC/receivers.conf"; }
 
+# lab_v6_of ADDR: a receiver's IPv6 address, beside its IPv4 one: 127.0.25.N -> fd00:25::N.
+lab_v6_of() { printf 'fd00:25::%s\n' "${1##*.}"; }
+
 # lab_receiver_field NAME COLUMN: one column (1-based) of a receiver's line.
 lab_receiver_field() {
     lab_receivers | awk -v n="$1" -v c="$2" '$1 == n { print $c; found = 1 } END { exit !found }'

@@ -57,6 +57,14 @@ sc_point() {
     printf '%s\n' "$name" >>"$LAB_DIR/pki/names/$recv.mx"
 }
 
+# sc_point6 NAME RECEIVER: NAME gets an AAAA record for RECEIVER's IPv6 address, and RECEIVER's
+# certificate names it.
+sc_point6() {
+    local name=$1 recv=$2
+    sc_emit "$name" AAAA "$(lab_v6_of "$(sc_receiver_addr "$recv")")"
+    printf '%s\n' "$name" >>"$LAB_DIR/pki/names/$recv.mx"
+}
+
 # sc_end_block: finish the current domain block (write its policy host's files).
 sc_end_block() {
     [ -n "$sc_domain" ] || return 0
@@ -130,6 +138,11 @@ sc_parse() {
                 printf '%s\n' "$sc_domain" >>"$LAB_DIR/pki/names/$b.domain"
                 printf 'mx %s 0 %s %s\n' "$sc_domain" "$name" "$b" >>"$LAB_DIR/manifest"
             fi
+            ;;
+        aaaa)
+            read -r a b c <<<"$rest"
+            [ -n "$b" ] && [ -z "$c" ] || sc_err "usage: aaaa NAME RECEIVER"
+            sc_point6 "$(sc_name "$a")" "$b"
             ;;
         cname)
             read -r a b c <<<"$rest"
