@@ -13,6 +13,8 @@ Each GROUP starts its own agents on 127.0.0.1 with a free port and a temp data d
   process   SIGTERM drain (exit 0), a second agent refused, control socket status/delivernow
             and the shell's status when no agent runs, a data directory path longer than a
             socket address
+  backup    the online backup and the restore of docs/operations.md: the committed
+            configuration and the queued messages come back
 Prints one line per failed check and "N passed, N failed"; exits 1 on any failure."""
 import os
 import re
@@ -539,7 +541,82 @@ def test_process():
         eq(a.stop(), 0, "long path agent exit status")
 
 
-GROUPS = {"smtp": test_smtp, "tls": test_tls, "durable": test_durable, "process": test_process}
+# ---- backup ----
+
+def backup_live(datadir, dest):
+    """The backup of docs/operations.md, word for word, while the agent runs."""
+    os.makedirs(dest)
+    script = ("cd %s && for db in config queue stscache tlsrpt; do "
+              "[ -f $db.db ] && sqlite3 $db.db \".backup '%s/$db.db'\"; done; "
+              "cp -a configuration %s/" % (datadir, dest, dest))
+    p = subprocess.run(["bash", "-c", script + "; true"], capture_output=True, timeout=60)
+    eq(p.stderr.decode(), "", "backup commands: stderr")
+
+
+def restore(backup, datadir):
+    """The restore of docs/operations.md: the .db files back, mode 0600, no -wal or -shm."""
+    os.makedirs(datadir, mode=0o700)
+    for name in os.listdir(backup):
+        src = os.path.join(backup, name)
+        p = subprocess.run(["cp", "-a", src, datadir], capture_output=True)
+        eq(p.returncode, 0, "restore %s" % name)
+        if name.endswith(".db"):
+            os.chmod(os.path.join(datadir, name), 0o600)
+
+
+def queue_line(out, label):
+    m = re.search(r"\n  %s: +(\d+)\n" % re.escape(label), out)
+    return int(m.group(1)) if m else None
+
+
+def test_backup():
+    """Mail and configuration survive the documented online backup and restore."""
+    base = new_temp()
+    d = os.path.join(base, "data")
+    p = subprocess.run([STSGATE, "--data", d], input=b'sethostname\nbackup.example\n'
+                       b'commit "before the backup"\nn\n', capture_output=True, timeout=30)
+    check(b"Changes committed" in p.stdout, "configuration committed: %r" % p.stdout[-300:])
+    a = Agent(STSGATED, d).start()
+    try:
+        # undeliverable (nothing listens on 127.0.0.254): the messages stay queued
+        c = session(a)
+        mids = [good_transaction(c, a, "message %d" % i) for i in range(3)]
+        c.close()
+        rc, before = shell(d, "status")
+        backup_live(d, os.path.join(base, "backup"))
+    finally:
+        eq(a.stop(), 0, "agent exit status after the backup")
+    version = re.search(r"Configuration version: +(\d+)", before)
+    check(version is not None, "status before: %r" % before)
+
+    d2 = os.path.join(base, "restored")
+    restore(os.path.join(base, "backup"), d2)
+    for f in os.listdir(d2):
+        check(not f.endswith(("-wal", "-shm")), "no %s in the backup" % f)
+    b = Agent(STSGATED, d2).start()
+    try:
+        rc, after = shell(d2, "status")
+        eq(rc, 0, "status on the restored data directory")
+        if version:
+            check("Configuration version:        %s\n" % version.group(1) in after,
+                  "the committed version is restored: %r" % after)
+        eq(queue_line(after, "Messages"), 3, "the queued messages are restored")
+        rows = queue_rows(d2, "SELECT mid FROM msg ORDER BY mid")
+        eq([r[0] for r in rows], sorted(mids), "the same MIDs in the restored queue")
+        p = subprocess.run([STSGATE, "--data", d2], input=b"exit\n", capture_output=True,
+                           timeout=30)
+        check(b"backup.example> " in p.stdout, "the restored hostname in the prompt: %r"
+              % p.stdout[-200:])
+        for name in os.listdir(d2):
+            if name.endswith(".db"):
+                eq(stat.S_IMODE(os.stat(os.path.join(d2, name)).st_mode), 0o600,
+                   "%s mode after restore" % name)
+    finally:
+        eq(b.stop(), 0, "restored agent exit status")
+
+
+GROUPS = {"smtp": test_smtp, "tls": test_tls, "durable": test_durable, "process": test_process,
+          "backup": test_backup}
 
 if __name__ == "__main__":
     for g in sys.argv[3:] or GROUPS:
