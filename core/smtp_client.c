@@ -1,10 +1,11 @@
 /* smtp_client.c - the asynchronous SMTP client (see smtp_client.h).
  *
- * A state machine driven by one fd watcher and one step timer. Commands go out one at a time
- * (no pipelining: replies map to commands without bookkeeping, and per-recipient replies stay
- * exact); replies are collected line by line until the last line of a multi-line reply. The TLS
- * layer is OpenSSL on the same non-blocking fd: WANT_READ / WANT_WRITE decide which events the
- * watcher asks for. */
+ * A state machine driven by one fd watcher and one step timer. Replies are collected line by line
+ * until the last line of a multi-line reply, and each one moves the stage on. A transaction goes
+ * out as one group when the server offers PIPELINING (RFC 2920): [RSET,] MAIL, every RCPT and
+ * DATA in one write, the replies then read in the same order, so each recipient still gets its
+ * own reply; without it, one command per reply. The TLS layer is OpenSSL on the same non-blocking
+ * fd: WANT_READ / WANT_WRITE decide which events the watcher asks for. */
 #include "smtp_client.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,9 @@ struct smtpc {
     int connect_errno;   /* connect() failed at once */
     unsigned reply_line; /* lines of the current reply read so far */
     bool kw_starttls;    /* the current EHLO reply lists STARTTLS */
+    bool pipelined;      /* this transaction went out as one group: replies only move the stage */
+    bool mail_failed;    /* MAIL was refused: the replies after it change no result */
+    bool empty_data;     /* DATA got 354 with no recipient accepted: "." alone was sent */
 };
 
 static const char *stage_names[] = {
@@ -395,8 +399,11 @@ static void parse_ehlo_line(struct smtpc *c, const char *kw)
     else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == '\0' || kw[4] == ' ')) {
         c->info.size_offered = true;
         c->info.size_max = kw[4] ? strtoull(kw + 5, NULL, 10) : 0;
-    } else if (strncasecmp(kw, "8BITMIME", 8) == 0)
+    } else if (strncasecmp(kw, "8BITMIME", 8) == 0) {
         c->info.eightbit = true;
+    } else if (strncasecmp(kw, "PIPELINING", 10) == 0 && (kw[10] == '\0' || kw[10] == ' ')) {
+        c->info.pipelining = true;
+    }
 }
 
 static void start_tls(struct smtpc *c);
@@ -407,7 +414,7 @@ static void send_rcpt_or_data(struct smtpc *c);
 static void send_ehlo(struct smtpc *c, enum smtpc_stage st)
 {
     /* the capabilities after TLS replace those before it */
-    c->info.size_offered = c->info.eightbit = false;
+    c->info.size_offered = c->info.eightbit = c->info.pipelining = false;
     c->info.size_max = 0;
     c->kw_starttls = false;
     send_line(c, "%s %s", st == SMTPC_ST_HELO ? "HELO" : "EHLO", c->helo);
@@ -505,38 +512,59 @@ static void on_reply(struct smtpc *c)
             fail(c, SMTPC_ERR_REPLY, "RSET: %d %s", r->code, r->text);
             return;
         }
-        send_mail_from(c);
+        if (c->pipelined)
+            set_stage(c, SMTPC_ST_MAIL);
+        else
+            send_mail_from(c);
         break;
     case SMTPC_ST_MAIL:
         c->msg->mail = *r;
+        c->rcpt_i = 0;
         if (cls != 2) {
             for (size_t i = 0; i < c->msg->nrcpt; i++)
                 c->msg->rcpt_reply[i] = *r;
             c->msg->data_reply = *r;
-            go_idle(c, SMTPC_SENT);
-            return;
+            if (!c->pipelined) {
+                go_idle(c, SMTPC_SENT);
+                return;
+            }
+            c->mail_failed = true; /* the RCPT and DATA replies still come */
         }
-        c->rcpt_i = 0;
         send_rcpt_or_data(c);
         break;
     case SMTPC_ST_RCPT:
-        c->msg->rcpt_reply[c->rcpt_i] = *r;
-        if (cls == 2)
-            c->msg->accepted++;
+        if (!c->mail_failed) {
+            c->msg->rcpt_reply[c->rcpt_i] = *r;
+            if (cls == 2)
+                c->msg->accepted++;
+        }
         c->rcpt_i++;
         send_rcpt_or_data(c);
         break;
     case SMTPC_ST_DATA:
-        if (r->code != 354) {
-            c->msg->data_reply = *r;
-            go_idle(c, SMTPC_SENT);
-            return;
+        if (r->code == 354 && c->msg->accepted > 0) {
+            queue_body(c, c->msg->data, c->msg->len);
+            set_stage(c, SMTPC_ST_BODY);
+            break;
         }
-        queue_body(c, c->msg->data, c->msg->len);
-        set_stage(c, SMTPC_ST_BODY);
-        break;
+        if (r->code == 354) {
+            /* a pipelined DATA accepted with no recipient: end it at once (RFC 2920 §3.1) */
+            c->empty_data = true;
+            send_line(c, ".");
+            set_stage(c, SMTPC_ST_BODY);
+            break;
+        }
+        if (c->msg->accepted > 0)
+            c->msg->data_reply = *r;
+        else if (!c->mail_failed)
+            c->msg->data_reply = c->msg->rcpt_reply[c->msg->nrcpt - 1];
+        go_idle(c, SMTPC_SENT);
+        return;
     case SMTPC_ST_BODY:
-        c->msg->data_reply = *r;
+        if (!c->empty_data)
+            c->msg->data_reply = *r;
+        else if (!c->mail_failed)
+            c->msg->data_reply = c->msg->rcpt_reply[c->msg->nrcpt - 1];
         go_idle(c, SMTPC_SENT);
         return;
     case SMTPC_ST_QUIT:
@@ -565,11 +593,18 @@ static void send_mail_from(struct smtpc *c)
     set_stage(c, SMTPC_ST_MAIL);
 }
 
+/* The next step after MAIL or a RCPT reply: in a pipelined group the command is already sent and
+ * only the stage moves on. */
 static void send_rcpt_or_data(struct smtpc *c)
 {
     if (c->rcpt_i < c->msg->nrcpt) {
-        send_line(c, "RCPT TO:<%s>", c->msg->rcpt[c->rcpt_i]);
+        if (!c->pipelined)
+            send_line(c, "RCPT TO:<%s>", c->msg->rcpt[c->rcpt_i]);
         set_stage(c, SMTPC_ST_RCPT);
+        return;
+    }
+    if (c->pipelined) {
+        set_stage(c, SMTPC_ST_DATA);
         return;
     }
     if (c->msg->accepted == 0) {
@@ -988,12 +1023,19 @@ bool smtpc_send(struct smtpc *c, struct smtpc_msg *m)
     memset(&m->data_reply, 0, sizeof m->data_reply);
     for (size_t i = 0; i < m->nrcpt; i++)
         memset(&m->rcpt_reply[i], 0, sizeof m->rcpt_reply[i]);
-    if (c->info.messages > 0) {
+    c->pipelined = c->info.pipelining && m->nrcpt > 0;
+    c->mail_failed = c->empty_data = false;
+    bool rset = c->info.messages > 0;
+    if (rset)
         send_line(c, "RSET");
-        set_stage(c, SMTPC_ST_RSET);
-    } else {
+    if (c->pipelined || !rset)
         send_mail_from(c);
+    if (c->pipelined) {
+        for (size_t i = 0; i < m->nrcpt; i++)
+            send_line(c, "RCPT TO:<%s>", m->rcpt[i]);
+        send_line(c, "DATA");
     }
+    set_stage(c, rset ? SMTPC_ST_RSET : SMTPC_ST_MAIL);
     watch(c);
     return true;
 }

@@ -104,6 +104,7 @@ struct smtpc_info {
     bool size_offered;
     uint64_t size_max; /* 0: no limit announced */
     bool eightbit;
+    bool pipelining;   /* PIPELINING offered: each transaction goes out as one group */
     unsigned messages; /* messages sent on this connection (SENT reported) */
     char local_addr[46];
     uint16_t local_port;

@@ -1,9 +1,12 @@
 /* test_smtp_client.c - core/smtp_client.c against a small scripted SMTP server in a thread (plain
  * TCP on 127.0.0.1): multi-line EHLO replies and their keywords, HELO after a refused EHLO,
- * per-recipient replies, DATA skipped when no recipient is accepted, dot-stuffing and CRLF line
- * ends on the wire, SIZE, RSET between messages on one connection, QUIT, a refused greeting, a
- * silent server (step timeout) and a refused connection. TLS is covered against real servers in
- * the lab (tests/lab/delivery). */
+ * per-recipient replies, dot-stuffing and CRLF line ends on the wire, SIZE, RSET between messages
+ * on one connection, QUIT, a refused greeting, a silent server (step timeout) and a refused
+ * connection. The same session runs with PIPELINING offered (each transaction arrives as one
+ * group: the server sees the next commands already waiting) and without (one command per reply,
+ * DATA skipped when no recipient is accepted), and against a server that answers 354 to a
+ * pipelined DATA with no recipient (the client ends it with "." alone). TLS is covered against
+ * real servers in the lab (tests/lab/delivery). */
 #include "smtp_client.h"
 #include "t.h"
 
@@ -11,10 +14,11 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum mode { NORMAL, HELO_ONLY, SILENT, REJECT };
+enum mode { NORMAL, NO_PIPELINING, DATA_354, HELO_ONLY, SILENT, REJECT };
 
 struct server {
     int lfd;
@@ -23,6 +27,7 @@ struct server {
     pthread_t th;
     char transcript[65536]; /* everything the client sent */
     size_t tlen;
+    int early; /* commands read while more of the client's input was already waiting */
 };
 
 static void srv_send(int fd, const char *s)
@@ -79,19 +84,25 @@ static void *srv_main(void *arg)
         return NULL;
     }
     srv_send(fd, "220 test.example ESMTP\r\n");
-    bool in_data = false;
+    bool in_data = false, mail = false;
     int rcpts = 0;
     while (srv_line(s, fd, line, sizeof line)) {
         if (in_data) {
             if (strcmp(line, ".") == 0) {
                 in_data = false;
-                srv_send(fd, "250 2.0.0 Ok: queued as ABC\r\n");
+                srv_send(fd, rcpts ? "250 2.0.0 Ok: queued as ABC\r\n"
+                                   : "554 5.5.1 Error: no valid recipients\r\n");
             }
             continue;
         }
+        int waiting = 0;
+        if (ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0)
+            s->early++;
         if (strncmp(line, "EHLO", 4) == 0) {
             if (s->mode == HELO_ONLY)
                 srv_send(fd, "502 5.5.2 no EHLO here\r\n");
+            else if (s->mode == NO_PIPELINING)
+                srv_send(fd, "250-test.example\r\n250-SIZE 1000000\r\n250 8BITMIME\r\n");
             else
                 srv_send(fd, "250-test.example\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"
                              "250 8BITMIME\r\n");
@@ -99,9 +110,12 @@ static void *srv_main(void *arg)
             srv_send(fd, "250 test.example\r\n");
         } else if (strncmp(line, "MAIL FROM:", 10) == 0) {
             rcpts = 0;
-            srv_send(fd, strstr(line, "<bad@") ? "553 5.1.8 bad sender\r\n" : "250 2.1.0 Ok\r\n");
+            mail = !strstr(line, "<bad@");
+            srv_send(fd, mail ? "250 2.1.0 Ok\r\n" : "553 5.1.8 bad sender\r\n");
         } else if (strncmp(line, "RCPT TO:", 8) == 0) {
-            if (strstr(line, "<no"))
+            if (!mail)
+                srv_send(fd, "503 5.5.1 Error: need MAIL command\r\n");
+            else if (strstr(line, "<no"))
                 srv_send(fd, "550 5.1.1 <no> unknown\r\n");
             else if (strstr(line, "<later"))
                 srv_send(fd, "451 4.3.0 later\r\n");
@@ -110,13 +124,14 @@ static void *srv_main(void *arg)
                 srv_send(fd, "250 2.1.5 Ok\r\n");
             }
         } else if (strcmp(line, "DATA") == 0) {
-            if (rcpts == 0) {
+            if (rcpts == 0 && s->mode != DATA_354) {
                 srv_send(fd, "554 5.5.1 no valid recipients\r\n");
             } else {
                 in_data = true;
                 srv_send(fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
             }
         } else if (strcmp(line, "RSET") == 0) {
+            mail = false;
             srv_send(fd, "250 2.0.0 Ok\r\n");
         } else if (strcmp(line, "QUIT") == 0) {
             srv_send(fd, "221 2.0.0 Bye\r\n");
@@ -191,10 +206,12 @@ static struct smtpc *open_client(struct ctl *k, uint16_t port, unsigned timeout_
     return c;
 }
 
-static void test_session(void)
+/* One session of three messages; mode is NORMAL (PIPELINING offered) or NO_PIPELINING. */
+static void test_session(enum mode mode)
 {
+    bool pipe = mode == NORMAL;
     struct server s;
-    srv_start(&s, NORMAL);
+    srv_start(&s, mode);
     struct ctl k = {.loop = ev_loop_new()};
     struct smtpc *c = open_client(&k, s.port, 0);
     T_CHECK(wait_event(&k));
@@ -205,6 +222,7 @@ static void test_session(void)
     T_CHECK(in->size_offered);
     T_EQ_INT(in->size_max, 1000000);
     T_CHECK(in->eightbit);
+    T_CHECK(in->pipelining == pipe);
     T_CHECK(!in->tls.offered);
     T_EQ_INT(in->greeting.code, 220);
 
@@ -232,7 +250,8 @@ static void test_session(void)
     T_EQ_INT(m.data_reply.code, 250);
     T_EQ_STR(m.data_reply.text, "2.0.0 Ok: queued as ABC");
 
-    /* message 2 on the same connection: no accepted recipient, so no DATA */
+    /* message 2 on the same connection: no accepted recipient (pipelined, DATA went out with the
+     * group and was refused; else DATA is not sent); the recipient's reply says why */
     const char *rc2[1] = {"no2@example.org"};
     struct smtpc_reply rr2[1];
     struct smtpc_msg m2 = {
@@ -242,6 +261,7 @@ static void test_session(void)
     T_EQ_INT(k.last, SMTPC_SENT);
     T_EQ_INT(rr2[0].code, 550);
     T_EQ_INT(m2.accepted, 0);
+    T_EQ_INT(m2.data_reply.code, 550);
 
     /* message 3: the sender refused, every recipient gets that reply */
     const char *rc3[2] = {"yes@example.org", "yes2@example.org"};
@@ -255,8 +275,26 @@ static void test_session(void)
     T_CHECK(smtpc_send(c, &m3));
     T_CHECK(wait_event(&k));
     T_EQ_INT(m3.mail.code, 553);
+    T_EQ_INT(rr3[0].code, 553); /* not the 503 a pipelined RCPT got after it */
     T_EQ_INT(rr3[1].code, 553);
+    T_EQ_INT(m3.data_reply.code, 553);
+    T_EQ_INT(m3.accepted, 0);
     T_EQ_INT(smtpc_info(c)->messages, 3);
+
+    /* message 4: the session goes on normally after the refusals */
+    const char *rc4[1] = {"yes4@example.org"};
+    struct smtpc_reply rr4[1];
+    struct smtpc_msg m4 = {.from = "c@example.net",
+                           .rcpt = rc4,
+                           .nrcpt = 1,
+                           .data = "y\r\n",
+                           .len = 3,
+                           .rcpt_reply = rr4};
+    T_CHECK(smtpc_send(c, &m4));
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_SENT);
+    T_EQ_INT(m4.accepted, 1);
+    T_EQ_INT(m4.data_reply.code, 250);
 
     smtpc_quit(c);
     T_CHECK(wait_event(&k));
@@ -271,8 +309,17 @@ static void test_session(void)
     T_CHECK(strstr(t, "RCPT TO:<yes@example.org>\r\nRCPT TO:<no@example.org>\r\n") != NULL);
     T_CHECK(strstr(t, "Subject: t\r\n\r\n..leading dot\r\nbare LF\r\nCRLF\r\n...two\r\n"
                       "last no newline\r\n.\r\n") != NULL);
-    T_CHECK(strstr(t, "RSET\r\nMAIL FROM:<>") != NULL);              /* RSET between messages */
-    T_CHECK(strstr(t, "RCPT TO:<no2@example.org>\r\nRSET") != NULL); /* no DATA */
+    T_CHECK(strstr(t, "RSET\r\nMAIL FROM:<>") != NULL); /* RSET between messages */
+    if (pipe) {
+        T_CHECK(strstr(t, "RCPT TO:<no2@example.org>\r\nDATA\r\nRSET") != NULL);
+        T_CHECK(strstr(t, "MAIL FROM:<bad@example.net> SIZE=3\r\nRCPT TO:<yes@example.org>\r\n"
+                          "RCPT TO:<yes2@example.org>\r\nDATA\r\nRSET") != NULL);
+        T_CHECK(s.early >= 4 * 2); /* each group: RSET or MAIL and RCPT found DATA waiting */
+    } else {
+        T_CHECK(strstr(t, "RCPT TO:<no2@example.org>\r\nRSET") != NULL); /* no DATA */
+        T_CHECK(strstr(t, "MAIL FROM:<bad@example.net> SIZE=3\r\nRSET") != NULL);
+        T_EQ_INT(s.early, 0); /* one command per reply */
+    }
     T_CHECK(strstr(t, "QUIT\r\n") != NULL);
     const char *bare = t;
     bool bare_lf = false;
@@ -280,6 +327,40 @@ static void test_session(void)
         if (*bare == '\n' && (bare == t || bare[-1] != '\r'))
             bare_lf = true;
     T_CHECK(!bare_lf);
+    ev_loop_free(k.loop);
+}
+
+/* A server that answers 354 to a pipelined DATA although it refused every recipient: the client
+ * ends the data at once with "." and the recipients' replies stand. */
+static void test_data_without_recipients(void)
+{
+    struct server s;
+    srv_start(&s, DATA_354);
+    struct ctl k = {.loop = ev_loop_new()};
+    struct smtpc *c = open_client(&k, s.port, 0);
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_READY);
+    const char *rc[2] = {"no1@example.org", "no2@example.org"};
+    struct smtpc_reply rr[2];
+    struct smtpc_msg m = {.from = "a@example.net",
+                          .rcpt = rc,
+                          .nrcpt = 2,
+                          .data = "secret body\r\n",
+                          .len = 13,
+                          .rcpt_reply = rr};
+    T_CHECK(smtpc_send(c, &m));
+    T_CHECK(wait_event(&k));
+    T_EQ_INT(k.last, SMTPC_SENT);
+    T_EQ_INT(m.accepted, 0);
+    T_EQ_INT(rr[0].code, 550);
+    T_EQ_INT(m.data_reply.code, 550);
+    smtpc_quit(c);
+    T_CHECK(wait_event(&k));
+    smtpc_free(c);
+    srv_stop(&s);
+    s.transcript[s.tlen] = '\0';
+    T_CHECK(strstr(s.transcript, "DATA\r\n.\r\nQUIT\r\n") != NULL);
+    T_CHECK(strstr(s.transcript, "secret body") == NULL);
     ev_loop_free(k.loop);
 }
 
@@ -340,7 +421,9 @@ static void test_helo_and_failures(void)
 
 int main(void)
 {
-    test_session();
+    test_session(NORMAL);
+    test_session(NO_PIPELINING);
+    test_data_without_recipients();
     test_helo_and_failures();
     return t_done();
 }
