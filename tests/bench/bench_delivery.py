@@ -11,9 +11,10 @@ the message at injection: p50/p90/p99), the sender's CPU seconds (all its proces
 shared pages counted once).
 
 With a fourth argument `backlog`, it measures instead how fast stsgated drains N deferred messages
-for one domain released at once (backlog_run).
+for one domain released at once (backlog_run). With `latency`, both senders deliver through
+delayproxy.py, which adds a 50 ms round trip, as between two sites on the Internet.
 
-Usage: bench_delivery.py STSGATE_BIN_DIR WORKDIR N [backlog]
+Usage: bench_delivery.py STSGATE_BIN_DIR WORKDIR N [backlog|latency]
 """
 import os
 import shutil
@@ -210,10 +211,12 @@ def start_agent(data, port):
     return agent
 
 
-def stsgate_run(per_conn):
+def stsgate_run(per_conn, via=None):
+    """via: HOST:PORT to deliver to through an SMTP route instead of the MX."""
     data = os.path.join(WORK, f"stsgate-{per_conn}")
     shutil.rmtree(data, ignore_errors=True)
-    configure(data, dest_script(per_conn) + "commit \"bench\"\nn\n")
+    route = f"smtproutes\nnew\n{DOMAIN}\n{via}\n\n" if via else ""
+    configure(data, dest_script(per_conn) + route + "commit \"bench\"\nn\n")
     port = 2700
     agent = start_agent(data, port)
     try:
@@ -288,7 +291,9 @@ tlsproxy  unix  -       -       n       -       0       tlsproxy
 """
 
 
-def postfix_run(per_conn):
+def postfix_run(per_conn, via=None):
+    """via: HOST:PORT to deliver to (a transport map entry) instead of the MX, the certificate
+    still verified against the domain."""
     d = os.path.join(WORK, f"postfix-{per_conn}")
     shutil.rmtree(d, ignore_errors=True)
     for sub in ("etc", "spool", "data"):
@@ -323,6 +328,11 @@ smtp_tls_connection_reuse = {reuse}
 smtp_connection_reuse_count_limit = {max(per_conn, 1)}
 smtp_dns_support_level = enabled
 """)
+        if via:
+            host, vport = via.split(":")
+            f.write(f"transport_maps = inline:{{ {{ {DOMAIN} = smtp:[{host}]:{vport} }} }}\n"
+                    f"smtp_tls_policy_maps = inline:{{ {{ [{host}]:{vport} = verify "
+                    f"match={DOMAIN} }} }}\n")
     with open(os.path.join(d, "etc", "master.cf"), "w") as f:
         f.write(POSTFIX_MASTER.replace("smtp-bench", f"127.0.0.1:{port}"))
     subprocess.run(["postfix", "-c", f"{d}/etc", "start"], check=True, capture_output=True)
@@ -352,14 +362,28 @@ def main():
         print("|---|---|---|---|")
         print(f"| {b['drain']:.1f} | {b['rate']:.0f} | {b['cpu']:.2f} | {b['rss']:.1f} |")
         return
+    via, proxy = None, None
+    if len(sys.argv) > 4 and sys.argv[4] == "latency":
+        # every byte to and from the receiver held 25 ms each way: a 50 ms round trip
+        via = "127.0.0.1:2526"
+        proxy = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                               "delayproxy.py"),
+                                  "2526", ENV["LAB_RECV_VALID"], "25", "25"])
+        time.sleep(0.5)
     rows = []
-    for per_conn in (50, 1):
-        rows.append(stsgate_run(per_conn))
-        rows.append(postfix_run(per_conn))
+    try:
+        for per_conn in (50, 1):
+            rows.append(stsgate_run(per_conn, via))
+            rows.append(postfix_run(per_conn, via))
+    finally:
+        if proxy:
+            proxy.terminate()
+            proxy.wait()
     print(f"{N} messages of about 700 bytes, {THREADS} injecting connections, at most "
           f"{CONCURRENCY} delivery connections, TLS verified (stsgate Required - Verify, "
           "Postfix verify) to the lab receiver `valid` (a Postfix that starts one smtpd per "
-          "connection).\n")
+          "connection)" + (", through a relay that adds a 50 ms round trip (a route for "
+                           "stsgate, a transport map for Postfix)" if via else "") + ".\n")
     print("| sender | messages/s | latency p50 ms | p90 ms | p99 ms | CPU s | peak PSS MiB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
