@@ -1295,17 +1295,9 @@ static void conn_start(struct delivery *d, struct dest *ds)
     if (c->routed) {
         struct cfg_route_hosts hosts;
         cfg_route_decode(cfg_snapshot_unit(c->snap, CFG_KIND_ROUTE, c->route), &hosts);
-        int order[CFG_ROUTE_HOSTS_MAX];
-        cfg_route_hosts_order(&hosts, order);
         struct mx_route_host rh[CFG_ROUTE_HOSTS_MAX];
-        for (int i = 0; i < hosts.n; i++) {
-            const struct cfg_route_host *x = &hosts.v[order[i]];
-            rh[i].name = x->name;
-            rh[i].port = (uint16_t)cfg_route_host_port(x);
-            rh[i].literal = x->address;
-        }
-        c->lookup =
-            mx_resolve_route(d->a->loop, r, rh, (size_t)hosts.n, c->eff.ip_sort, mx_done, c);
+        size_t n = mx_route_hosts(&hosts, rh);
+        c->lookup = mx_resolve_route(d->a->loop, r, rh, n, c->eff.ip_sort, mx_done, c);
     } else {
         /* §3, §4: a routed domain gets neither; our TLS reports are never held back by them */
         bool tls = c->eff.tls != CFG_TLS_NO && c->eff.tls != CFG_TLS_DEFAULT;

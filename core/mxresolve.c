@@ -120,6 +120,20 @@ size_t mx_sort_targets(struct mx_target *t, size_t n, enum cfg_ipsort sort)
     return k;
 }
 
+size_t mx_route_hosts(const struct cfg_route_hosts *hosts,
+                      struct mx_route_host out[CFG_ROUTE_HOSTS_MAX])
+{
+    int order[CFG_ROUTE_HOSTS_MAX];
+    cfg_route_hosts_order(hosts, order);
+    for (int i = 0; i < hosts->n; i++) {
+        const struct cfg_route_host *x = &hosts->v[order[i]];
+        out[i].name = x->name;
+        out[i].port = (uint16_t)cfg_route_host_port(x);
+        out[i].literal = x->address;
+    }
+    return (size_t)hosts->n;
+}
+
 const char *mx_canon(const struct mx_result *res, const struct mx_target *t)
 {
     return res->canon && t->host_index < res->nhosts ? res->canon[t->host_index] : NULL;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "cfg_route.h"
 #include "dns.h"
 
 #define MX_NAME_MAX 256
@@ -71,6 +72,11 @@ struct mx_route_host {
     uint16_t port;    /* 0: 25 */
     bool literal;
 };
+
+/* A route's hosts (as committed) in the order they are tried, as mx_resolve_route() takes them;
+ * the names point into hosts. Returns the count. */
+size_t mx_route_hosts(const struct cfg_route_hosts *hosts,
+                      struct mx_route_host out[CFG_ROUTE_HOSTS_MAX]);
 
 struct mx_lookup;
 typedef void (*mx_cb)(struct mx_result *res, void *arg);

@@ -149,18 +149,10 @@ enum sh_rc sh_cmd_tlsverify(struct sh *sh, int argc, char **argv)
     if (routed) {
         struct cfg_route_hosts hosts;
         cfg_route_decode(cfg_snapshot_unit(t.snap, CFG_KIND_ROUTE, route), &hosts);
-        int order[CFG_ROUTE_HOSTS_MAX];
-        cfg_route_hosts_order(&hosts, order);
         struct mx_route_host rh[CFG_ROUTE_HOSTS_MAX];
-        for (int i = 0; i < hosts.n; i++) {
-            const struct cfg_route_host *x = &hosts.v[order[i]];
-            rh[i].name = x->name;
-            rh[i].port = (uint16_t)cfg_route_host_port(x);
-            rh[i].literal = x->address;
-        }
+        size_t n = mx_route_hosts(&hosts, rh);
         sh_printf(sh, "SMTP route %s applies: MTA-STS and DANE are not used.\n", route);
-        l = mx_resolve_route(t.loop, t.resolver, rh, (size_t)hosts.n, eff.ip_sort, sh_probe_mx_done,
-                             &t);
+        l = mx_resolve_route(t.loop, t.resolver, rh, n, eff.ip_sort, sh_probe_mx_done, &t);
     } else {
         l = mx_resolve(t.loop, t.resolver, domain, eff.ip_sort, 25, sh_probe_mx_done, &t);
     }

@@ -280,6 +280,23 @@ static void test_route(void)
     }
     mx_result_clear(&g.r);
 
+    /* a committed route's hosts: by priority, lowest first, equal ones as entered; ports */
+    struct cfg_route_hosts rt;
+    char err[CFG_ERR_MAX];
+    T_CHECK(cfg_route_hosts_parse("b.test/pri=5, [192.0.2.7]:2600, a.test:26/pri=5, c.test/pri=1",
+                                  &rt, err));
+    struct mx_route_host rh[CFG_ROUTE_HOSTS_MAX];
+    T_EQ_INT(mx_route_hosts(&rt, rh), 4);
+    T_EQ_STR(rh[0].name, "192.0.2.7");
+    T_CHECK(rh[0].literal);
+    T_EQ_INT(rh[0].port, 2600);
+    T_EQ_STR(rh[1].name, "c.test");
+    T_EQ_INT(rh[1].port, 25);
+    T_EQ_STR(rh[2].name, "b.test");
+    T_EQ_STR(rh[3].name, "a.test");
+    T_EQ_INT(rh[3].port, 26);
+    T_CHECK(!rh[3].literal);
+
     /* cancel: the callback never comes */
     memset(&g, 0, sizeof g);
     l = mx_resolve(loop, res, "multi.test", CFG_IPSORT_PREFER_V4, 25, got_cb, &g);
