@@ -6,10 +6,26 @@
 #ifndef STSGATE_T_H
 #define STSGATE_T_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int t_passed, t_failed;
+
+static inline int t_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes a directory tree a test made (its temporary data directory). */
+static inline void t_rm_tree(const char *dir)
+{
+    nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 #define T_CHECK(cond)                                                                              \
     do {                                                                                           \

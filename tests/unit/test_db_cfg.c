@@ -1,7 +1,6 @@
 /* test_db_cfg.c - the configuration store: versions, sessions, commit, conflicts, rollback,
  * retention, and the costs the shell and the agent rely on. Each test uses its own data directory.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +28,9 @@ static char *tmp_dir(void)
     return d;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void rm_dir(char *d)
 {
-    nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(d);
     free(d);
 }
 

@@ -5,21 +5,12 @@
 #include "db_queue.h"
 #include "t.h"
 
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static char dir[256];
 
@@ -329,7 +320,7 @@ static void test_many(void)
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/stsgate-test-queue-%d", (int)getpid());
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(dir);
     if (mkdir(dir, 0700) != 0) {
         perror(dir);
         return 1;
@@ -343,6 +334,6 @@ int main(void)
     snprintf(path, sizeof path, "%s/queue.db", dir);
     struct stat st;
     T_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(dir);
     return t_done();
 }

@@ -1,5 +1,4 @@
 /* test_db_sqlite.c - the shared SQLite helper: pragmas, file mode, migrations by user_version. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +9,6 @@
 #include "db_sqlite.h"
 #include "strbuf.h"
 #include "t.h"
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static char *text(sqlite3 *db, const char *sql)
 {
@@ -145,6 +136,6 @@ int main(void)
     concurrent_open(dir);
 
     sb_free(&path);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(dir);
     return t_done();
 }

@@ -4,20 +4,11 @@
 #include "db_stscache.h"
 #include "t.h"
 
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static struct sts_cache_entry entry(const char *id, enum sts_mode mode, int64_t fetched_at,
                                     uint32_t max_age)
@@ -263,6 +254,6 @@ int main(void)
     T_EQ_INT(n, 2000);
     db_stscache_close(c);
 
-    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(dir);
     return t_done();
 }

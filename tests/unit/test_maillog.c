@@ -5,7 +5,6 @@
 #include "t.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,9 @@ static time_t clock_fn(void *arg)
     return fake_now;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void fresh_dir(void)
 {
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(dir);
     mkdir(dir, 0700);
 }
 
@@ -247,6 +238,6 @@ int main(void)
     test_size_rotation();
     test_day_rotation();
     test_reopen();
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(dir);
     return t_done();
 }
