@@ -4,8 +4,9 @@
  * until the last line of a multi-line reply, and each one moves the stage on. A transaction goes
  * out as one group when the server offers PIPELINING (RFC 2920): [RSET,] MAIL, every RCPT and
  * DATA in one write, the replies then read in the same order, so each recipient still gets its
- * own reply; without it, one command per reply. The TLS layer is OpenSSL on the same non-blocking
- * fd: WANT_READ / WANT_WRITE decide which events the watcher asks for. */
+ * own reply; without it, one command per reply. RSET goes first only when the previous
+ * transaction was left open (MAIL accepted, no final dot). The TLS layer is OpenSSL on the same
+ * non-blocking fd: WANT_READ / WANT_WRITE decide which events the watcher asks for. */
 #include "smtp_client.h"
 
 #include <arpa/inet.h>
@@ -58,6 +59,8 @@ struct smtpc {
     bool pipelined;      /* this transaction went out as one group: replies only move the stage */
     bool mail_failed;    /* MAIL was refused: the replies after it change no result */
     bool empty_data;     /* DATA got 354 with no recipient accepted: "." alone was sent */
+    bool open_txn;       /* MAIL was accepted and no final dot ended the transaction: the next
+                            message starts with RSET (RFC 5321 §4.1.1.5) */
 };
 
 static const char *stage_names[] = {
@@ -520,6 +523,7 @@ static void on_reply(struct smtpc *c)
     case SMTPC_ST_MAIL:
         c->msg->mail = *r;
         c->rcpt_i = 0;
+        c->open_txn = cls == 2;
         if (cls != 2) {
             for (size_t i = 0; i < c->msg->nrcpt; i++)
                 c->msg->rcpt_reply[i] = *r;
@@ -561,6 +565,7 @@ static void on_reply(struct smtpc *c)
         go_idle(c, SMTPC_SENT);
         return;
     case SMTPC_ST_BODY:
+        c->open_txn = false; /* the reply to the final dot ends the transaction, whatever it says */
         if (!c->empty_data)
             c->msg->data_reply = *r;
         else if (!c->mail_failed)
@@ -1025,7 +1030,7 @@ bool smtpc_send(struct smtpc *c, struct smtpc_msg *m)
         memset(&m->rcpt_reply[i], 0, sizeof m->rcpt_reply[i]);
     c->pipelined = c->info.pipelining && m->nrcpt > 0;
     c->mail_failed = c->empty_data = false;
-    bool rset = c->info.messages > 0;
+    bool rset = c->open_txn;
     if (rset)
         send_line(c, "RSET");
     if (c->pipelined || !rset)
