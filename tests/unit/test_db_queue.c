@@ -4,6 +4,7 @@
  * (Crash safety of the 250 promise is tests/crash/crash_listener.) */
 #include "db_queue.h"
 #include "t.h"
+#include "tdb.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -32,26 +33,12 @@ static int64_t next_id(struct db_queue *q, enum db_queue_id kind)
     return id;
 }
 
+/* The query plan of sql on this test's queue.db. */
 static void plan(const char *sql, char *out, size_t size)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/queue.db", dir);
-    sqlite3 *db;
-    out[0] = '\0';
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return;
-    char q[1024];
-    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const unsigned char *d = sqlite3_column_text(st, 3);
-            size_t n = strlen(out);
-            snprintf(out + n, size - n, "%s|", d ? (const char *)d : "");
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
+    t_query_plan(path, sql, out, size);
 }
 
 static int64_t count(const char *sql)

@@ -3,6 +3,7 @@
  * the cache state machine of core/sts_cache.h. */
 #include "db_stscache.h"
 #include "t.h"
+#include "tdb.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -26,27 +27,6 @@ static struct sts_cache_entry entry(const char *id, enum sts_mode mode, int64_t 
 }
 
 static char policy_buf[STS_POLICY_MAX];
-
-/* The query plan of sql, all lines joined. */
-static void plan(const char *path, const char *sql, char *out, size_t size)
-{
-    sqlite3 *db;
-    out[0] = '\0';
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return;
-    char q[1024];
-    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const unsigned char *d = sqlite3_column_text(st, 3);
-            size_t n = strlen(out);
-            snprintf(out + n, size - n, "%s|", d ? (const char *)d : "");
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-}
 
 static void test_round_trip(struct db_stscache *c)
 {
@@ -211,14 +191,14 @@ static void test_with_state_machine(struct db_stscache **cp, const char *dir)
 static void test_plans(const char *path)
 {
     char p[1024];
-    plan(path, "SELECT has_policy FROM stscache WHERE domain = 'x'", p, sizeof p);
+    t_query_plan(path, "SELECT has_policy FROM stscache WHERE domain = 'x'", p, sizeof p);
     T_CHECK(strstr(p, "SEARCH") && strstr(p, "PRIMARY KEY") && !strstr(p, "SCAN"));
     if (!strstr(p, "PRIMARY KEY"))
         fprintf(stderr, "get plan: %s\n", p);
-    plan(path,
-         "SELECT domain, refresh_at FROM stscache WHERE has_policy = 1 AND refresh_at <= 5"
-         " ORDER BY refresh_at LIMIT 10",
-         p, sizeof p);
+    t_query_plan(path,
+                 "SELECT domain, refresh_at FROM stscache WHERE has_policy = 1 AND refresh_at <= 5"
+                 " ORDER BY refresh_at LIMIT 10",
+                 p, sizeof p);
     T_CHECK(strstr(p, "stscache_refresh") && !strstr(p, "SCAN") && !strstr(p, "TEMP B-TREE"));
     if (!strstr(p, "stscache_refresh"))
         fprintf(stderr, "due plan: %s\n", p);

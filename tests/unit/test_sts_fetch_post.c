@@ -7,6 +7,7 @@
  */
 #include "sts_fetch.h"
 #include "t.h"
+#include "testpki.h"
 
 #include "fakedns.c"
 
@@ -20,68 +21,6 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* ---- a test PKI ---- */
-
-struct made {
-    EVP_PKEY *k;
-    X509 *x;
-};
-
-static void ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX c;
-    X509V3_set_ctx_nodb(&c);
-    X509V3_set_ctx(&c, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &c, nid, value);
-    X509_add_ext(x, e, -1);
-    X509_EXTENSION_free(e);
-}
-
-/* A CA (signer NULL: self-signed) or a leaf for san, valid from yesterday for a year. */
-static struct made make(const char *cn, const char *san, const struct made *signer)
-{
-    static long serial = 1;
-    struct made m;
-    m.k = EVP_EC_gen("P-256");
-    m.x = X509_new();
-    X509_set_version(m.x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(m.x), serial++);
-    X509_time_adj_ex(X509_getm_notBefore(m.x), -1, 0, NULL);
-    X509_time_adj_ex(X509_getm_notAfter(m.x), 365, 0, NULL);
-    X509_NAME *name = X509_get_subject_name(m.x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(m.x, signer ? X509_get_subject_name(signer->x) : name);
-    X509_set_pubkey(m.x, m.k);
-    X509 *issuer = signer ? signer->x : m.x;
-    ext(m.x, issuer, NID_basic_constraints, signer ? "critical,CA:FALSE" : "critical,CA:TRUE");
-    if (!signer)
-        ext(m.x, issuer, NID_key_usage, "critical,keyCertSign,cRLSign");
-    if (san)
-        ext(m.x, issuer, NID_subject_alt_name, san);
-    X509_sign(m.x, signer ? signer->k : m.k, EVP_sha256());
-    return m;
-}
-
-static void made_free(struct made *m)
-{
-    X509_free(m->x);
-    EVP_PKEY_free(m->k);
-}
-
-/* The certificate as PEM text (the caller frees it). */
-static char *pem_of(X509 *x)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509(b, x);
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = malloc((size_t)n + 1);
-    memcpy(s, data, (size_t)n);
-    s[n] = '\0';
-    BIO_free(b);
-    return s;
-}
 
 /* ---- the HTTPS server: one connection, one request, one answer ---- */
 
@@ -246,10 +185,10 @@ int main(void)
         fprintf(stderr, "cannot start the mock DNS server\n");
         return 1;
     }
-    struct made ca = make("test CA", NULL, NULL);
-    struct made leaf = make("reports.test", "DNS:reports.test", &ca);
-    struct made other_ca = make("other CA", NULL, NULL);
-    char *ca_pem = pem_of(ca.x), *other_pem = pem_of(other_ca.x);
+    struct t_cert ca = t_cert_make("test CA", -1, 365, true, NULL, NULL);
+    struct t_cert leaf = t_cert_make("reports.test", -1, 365, false, "DNS:reports.test", &ca);
+    struct t_cert other_ca = t_cert_make("other CA", -1, 365, true, NULL, NULL);
+    char *ca_pem = t_cert_pem(ca.x), *other_pem = t_cert_pem(other_ca.x);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX_use_certificate(ctx, leaf.x);
     SSL_CTX_use_PrivateKey(ctx, leaf.k);
@@ -319,9 +258,9 @@ int main(void)
     SSL_CTX_free(ctx);
     free(ca_pem);
     free(other_pem);
-    made_free(&ca);
-    made_free(&leaf);
-    made_free(&other_ca);
+    t_cert_free(&ca);
+    t_cert_free(&leaf);
+    t_cert_free(&other_ca);
     fakedns_stop(f);
     return t_done();
 }

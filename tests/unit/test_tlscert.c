@@ -19,90 +19,21 @@
 #include "cfg.h"
 #include "strbuf.h"
 #include "t.h"
+#include "testpki.h"
 #include "tlscert.h"
-
-struct made {
-    X509 *x;
-    EVP_PKEY *k;
-};
-
-static void ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    if (!e) {
-        fprintf(stderr, "bad extension %s\n", value);
-        exit(1);
-    }
-    X509_add_ext(x, e, -1);
-    X509_EXTENSION_free(e);
-}
-
-/* A certificate for cn valid from `from` to `to` days from now, signed by signer (NULL: itself).
- * ca: basicConstraints CA:TRUE, else CA:FALSE; san: a subjectAltName value or NULL. */
-static struct made make(const char *cn, long from, long to, bool ca, const char *san,
-                        const struct made *signer)
-{
-    static long serial = 1;
-    struct made m;
-    m.k = EVP_EC_gen("P-256");
-    m.x = X509_new();
-    X509_set_version(m.x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(m.x), serial++);
-    X509_time_adj_ex(X509_getm_notBefore(m.x), (int)from, 0, NULL);
-    X509_time_adj_ex(X509_getm_notAfter(m.x), (int)to, 0, NULL);
-    X509_NAME *name = X509_get_subject_name(m.x);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"Example", -1, -1,
-                               0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(m.x, signer ? X509_get_subject_name(signer->x) : name);
-    X509_set_pubkey(m.x, m.k);
-    X509 *issuer = signer ? signer->x : m.x;
-    ext(m.x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-    if (ca)
-        ext(m.x, issuer, NID_key_usage, "critical,keyCertSign,cRLSign");
-    if (san)
-        ext(m.x, issuer, NID_subject_alt_name, san);
-    X509_sign(m.x, signer ? signer->k : m.k, EVP_sha256());
-    return m;
-}
-
-static void made_free(struct made *m)
-{
-    X509_free(m->x);
-    EVP_PKEY_free(m->k);
-}
-
-static char *bio_string(BIO *b)
-{
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = xstrndup(data, (size_t)n);
-    BIO_free(b);
-    return s;
-}
-
-static char *cert_pem(X509 *x)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509(b, x);
-    return bio_string(b);
-}
 
 static char *key_pem(EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_mem());
     PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-    return bio_string(b);
+    return t_bio_string(b);
 }
 
 static char *key_pem_encrypted(EVP_PKEY *k, const char *pass)
 {
     BIO *b = BIO_new(BIO_s_mem());
     PEM_write_bio_PKCS8PrivateKey(b, k, EVP_aes_256_cbc(), NULL, 0, NULL, (void *)pass);
-    return bio_string(b);
+    return t_bio_string(b);
 }
 
 static char *cat(const char *a, const char *b, const char *c)
@@ -116,7 +47,7 @@ static char *cat(const char *a, const char *b, const char *c)
 }
 
 /* A PKCS#12 file (DER) with leaf, key and ca, protected by pass (NULL: no password). */
-static unsigned char *p12_der(const struct made *leaf, const struct made *ca, const char *pass,
+static unsigned char *p12_der(const struct t_cert *leaf, const struct t_cert *ca, const char *pass,
                               size_t *len)
 {
     STACK_OF(X509) *sk = sk_X509_new_null();
@@ -172,9 +103,9 @@ static unsigned char *read_bin(const char *path, size_t *len)
     return (unsigned char *)sb_steal(&sb);
 }
 
-static void test_good_pair(const struct made *ca, const struct made *leaf)
+static void test_good_pair(const struct t_cert *ca, const struct t_cert *leaf)
 {
-    char *c = cert_pem(leaf->x), *k = key_pem(leaf->k);
+    char *c = t_cert_pem(leaf->x), *k = key_pem(leaf->k);
     struct cert_list l;
     T_EQ_INT(cert_split(c, strlen(c), &l), CERT_OK);
     T_EQ_INT(l.n, 1);
@@ -213,7 +144,7 @@ static void test_good_pair(const struct made *ca, const struct made *leaf)
     T_EQ_INT(cert_days_left(&ci, now), 365);
     T_CHECK(ci.not_before <= now && ci.not_before > now - 120);
 
-    char *cap = cert_pem(ca->x);
+    char *cap = t_cert_pem(ca->x);
     T_CHECK(cert_describe(cap, &ci));
     T_CHECK(ci.is_ca);
     T_EQ_STR(ci.sans, "");
@@ -225,9 +156,9 @@ static void test_good_pair(const struct made *ca, const struct made *leaf)
     free(k);
 }
 
-static void test_mismatch(const struct made *leaf, const struct made *other)
+static void test_mismatch(const struct t_cert *leaf, const struct t_cert *other)
 {
-    char *c = cert_pem(leaf->x), *k = key_pem(other->k);
+    char *c = t_cert_pem(leaf->x), *k = key_pem(other->k);
     T_CHECK(!cert_key_matches(c, k));
     T_CHECK(!cert_key_matches("garbage", k));
     T_CHECK(!cert_key_matches(c, "garbage"));
@@ -235,7 +166,7 @@ static void test_mismatch(const struct made *leaf, const struct made *other)
     free(k);
 }
 
-static void test_garbage(const struct made *leaf)
+static void test_garbage(const struct t_cert *leaf)
 {
     struct cert_list l;
     char *norm = NULL;
@@ -255,7 +186,7 @@ static void test_garbage(const struct made *leaf)
         T_CHECK(norm == NULL);
     }
     /* A good block followed by a broken one refuses the whole text. */
-    char *c = cert_pem(leaf->x);
+    char *c = t_cert_pem(leaf->x);
     char *two = cat(c, bad[2], NULL);
     T_EQ_INT(cert_split(two, strlen(two), &l), CERT_ERR_CERT);
     free(two);
@@ -273,12 +204,12 @@ static void test_garbage(const struct made *leaf)
     free(c);
 }
 
-static void test_pkcs12(const struct made *ca, const struct made *leaf)
+static void test_pkcs12(const struct t_cert *ca, const struct t_cert *leaf)
 {
     size_t len;
     struct cert_pair p;
     unsigned char *der = p12_der(leaf, ca, "s3cret pass", &len);
-    char *want_cert = cert_pem(leaf->x), *want_ca = cert_pem(ca->x);
+    char *want_cert = t_cert_pem(leaf->x), *want_ca = t_cert_pem(ca->x);
 
     T_EQ_INT(cert_import(der, len, "s3cret pass", &p), CERT_OK);
     T_EQ_STR(p.cert, want_cert);
@@ -303,7 +234,7 @@ static void test_pkcs12(const struct made *ca, const struct made *leaf)
 
     /* Legacy encryption (RC2/3DES, as older tools write it) through the openssl command. */
     char path[512], cmd[2048];
-    char *c = cert_pem(leaf->x), *k = key_pem(leaf->k);
+    char *c = t_cert_pem(leaf->x), *k = key_pem(leaf->k);
     snprintf(path, sizeof path, "%s/leaf.pem", tmpdir());
     char *both = cat(c, k, NULL);
     write_text(path, both);
@@ -333,11 +264,11 @@ static void test_pkcs12(const struct made *ca, const struct made *leaf)
     free(want_ca);
 }
 
-static void test_pem_import(const struct made *ca, const struct made *leaf,
-                            const struct made *other)
+static void test_pem_import(const struct t_cert *ca, const struct t_cert *leaf,
+                            const struct t_cert *other)
 {
     struct cert_pair p;
-    char *c = cert_pem(leaf->x), *cap = cert_pem(ca->x), *k = key_pem(leaf->k);
+    char *c = t_cert_pem(leaf->x), *cap = t_cert_pem(ca->x), *k = key_pem(leaf->k);
     char *enc = key_pem_encrypted(leaf->k, "pempass");
 
     /* The CA first: the leaf is the certificate the key belongs to, wherever it stands. */
@@ -373,11 +304,12 @@ static void test_pem_import(const struct made *ca, const struct made *leaf,
     free(c);
 }
 
-static void test_bundle(const struct made *ca, const struct made *leaf)
+static void test_bundle(const struct t_cert *ca, const struct t_cert *leaf)
 {
-    struct made old = make("Old Root CA", -400, -10, true, NULL, NULL);
-    struct made soon = make("Future Root CA", 10, 400, true, NULL, NULL);
-    char *a = cert_pem(ca->x), *b = cert_pem(old.x), *c = cert_pem(soon.x), *d = cert_pem(leaf->x);
+    struct t_cert old = t_cert_make("Old Root CA", -400, -10, true, NULL, NULL);
+    struct t_cert soon = t_cert_make("Future Root CA", 10, 400, true, NULL, NULL);
+    char *a = t_cert_pem(ca->x), *b = t_cert_pem(old.x), *c = t_cert_pem(soon.x),
+         *d = t_cert_pem(leaf->x);
     char *bundle = cat(a, b, c);
     struct cert_list l;
     T_EQ_INT(cert_split(bundle, strlen(bundle), &l), CERT_OK);
@@ -425,13 +357,13 @@ static void test_bundle(const struct made *ca, const struct made *leaf)
     free(b);
     free(c);
     free(d);
-    made_free(&old);
-    made_free(&soon);
+    t_cert_free(&old);
+    t_cert_free(&soon);
 }
 
-static void test_units(const struct made *ca, const struct made *leaf)
+static void test_units(const struct t_cert *ca, const struct t_cert *leaf)
 {
-    struct cert_pair p = {cert_pem(leaf->x), key_pem(leaf->k), cert_pem(ca->x)}, q;
+    struct cert_pair p = {t_cert_pem(leaf->x), key_pem(leaf->k), t_cert_pem(ca->x)}, q;
     struct strbuf sb = STRBUF_INIT;
     cert_profile_encode(&p, &sb);
     T_CHECK(strncmp(sb_str(&sb), "certificate=-----BEGIN CERTIFICATE-----\\n", 41) == 0);
@@ -525,11 +457,11 @@ static void test_trust(void)
 
 int main(void)
 {
-    struct made ca = make("Test Root CA", 0, 3650, true, NULL, NULL);
-    struct made leaf =
-        make("mail.example.com", 0, 365, false,
-             "DNS:mail.example.com,DNS:mx.example.com,IP:192.0.2.1,IP:2001:db8::1", &ca);
-    struct made other = make("other.example.com", 0, 365, false, NULL, &ca);
+    struct t_cert ca = t_cert_make("Test Root CA", 0, 3650, true, NULL, NULL);
+    struct t_cert leaf =
+        t_cert_make("mail.example.com", 0, 365, false,
+                    "DNS:mail.example.com,DNS:mx.example.com,IP:192.0.2.1,IP:2001:db8::1", &ca);
+    struct t_cert other = t_cert_make("other.example.com", 0, 365, false, NULL, &ca);
 
     test_good_pair(&ca, &leaf);
     test_mismatch(&leaf, &other);
@@ -546,8 +478,8 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir());
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir());
-    made_free(&ca);
-    made_free(&leaf);
-    made_free(&other);
+    t_cert_free(&ca);
+    t_cert_free(&leaf);
+    t_cert_free(&other);
     return t_done();
 }
