@@ -269,6 +269,60 @@ static void cold_cb(struct sts_result *res, void *arg)
     d->res = *res;
 }
 
+/* A live engine on the lab: the resolvers of resolv.conf, the CA file ca, a policy cache in dir. */
+struct live {
+    struct db_stscache *c;
+    struct dns_resolver *dns;
+    struct sts_fetcher *f;
+    struct sts_engine *e;
+};
+
+/* Starts the loop and the engine; log: count its lines in log_lines. 0, or 1 after saying why. */
+static int live_open(const char *dir, const char *ca, bool log, struct live *l)
+{
+    char err[512];
+    memset(l, 0, sizeof *l);
+    mkdir(dir, 0700);
+    loop = ev_loop_new();
+    struct dns_config dc;
+    memset(&dc, 0, sizeof dc);
+    struct sts_fetch_config fc;
+    memset(&fc, 0, sizeof fc);
+    fc.ca_file = ca;
+    struct sts_engine_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (db_stscache_open(dir, &l->c, err, sizeof err) != DB_OK ||
+        dns_resolver_new(loop, &dc, &l->dns, err, sizeof err) < 0 ||
+        sts_fetcher_new(loop, l->dns, &fc, &l->f, err, sizeof err) < 0)
+        goto fail;
+    cfg.loop = loop;
+    sts_engine_io_live(&cfg.io, l->dns, l->f);
+    db_stsengine_store(l->c, &cfg.store);
+    if (log) {
+        cfg.log = null_log;
+        cfg.log_level = STS_LOG_INFO;
+    }
+    if (sts_engine_new(&cfg, &l->e, err, sizeof err) < 0)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "bench_sts: %s\n", err);
+    return 1;
+}
+
+static void live_close(struct live *l)
+{
+    if (l->e)
+        sts_engine_free(l->e);
+    if (l->f)
+        sts_fetcher_free(l->f);
+    if (l->dns)
+        dns_resolver_free(l->dns);
+    ev_loop_free(loop);
+    if (l->c)
+        db_stscache_close(l->c);
+}
+
 static int warm_pending;
 
 static void warm_cb(struct sts_result *res, void *arg)
@@ -281,36 +335,14 @@ static void warm_cb(struct sts_result *res, void *arg)
 /* The lab domains warm in one live engine: each looked up once, then m lookups in turn. */
 static int lab_warm(const char *data, const char *ca, int n, char **domains, long m)
 {
-    char dir[4096], err[512];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s/warm", data);
-    mkdir(dir, 0700);
-    struct db_stscache *c = NULL;
-    if (db_stscache_open(dir, &c, err, sizeof err) != DB_OK)
-        return 1;
-    loop = ev_loop_new();
-    struct dns_config dc;
-    memset(&dc, 0, sizeof dc);
-    struct sts_fetch_config fc;
-    memset(&fc, 0, sizeof fc);
-    fc.ca_file = ca;
-    struct dns_resolver *dns = NULL;
-    struct sts_fetcher *f = NULL;
-    struct sts_engine *e = NULL;
-    struct sts_engine_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    if (dns_resolver_new(loop, &dc, &dns, err, sizeof err) < 0 ||
-        sts_fetcher_new(loop, dns, &fc, &f, err, sizeof err) < 0)
-        return 1;
-    cfg.loop = loop;
-    sts_engine_io_live(&cfg.io, dns, f);
-    db_stsengine_store(c, &cfg.store);
-    cfg.log = null_log;
-    cfg.log_level = STS_LOG_INFO;
-    if (sts_engine_new(&cfg, &e, err, sizeof err) < 0)
+    struct live l;
+    if (live_open(dir, ca, true, &l) != 0)
         return 1;
     for (int i = 0; i < n; i++) {
         struct sts_result r;
-        if (sts_engine_lookup(e, domains[i], &r, warm_cb, NULL, NULL) == STS_ENGINE_PENDING)
+        if (sts_engine_lookup(l.e, domains[i], &r, warm_cb, NULL, NULL) == STS_ENGINE_PENDING)
             warm_pending++;
         else
             sts_result_release(&r);
@@ -321,7 +353,7 @@ static int lab_warm(const char *data, const char *ca, int n, char **domains, lon
     double t0 = mono();
     for (long i = 0; i < m; i++) {
         struct sts_result r;
-        if (sts_engine_lookup(e, domains[i % n], &r, warm_cb, NULL, NULL) == STS_ENGINE_DONE) {
+        if (sts_engine_lookup(l.e, domains[i % n], &r, warm_cb, NULL, NULL) == STS_ENGINE_DONE) {
             answered++;
             sts_result_release(&r);
         } else {
@@ -332,11 +364,7 @@ static int lab_warm(const char *data, const char *ca, int n, char **domains, lon
     while (warm_pending > 0)
         ev_run_once(loop, 1000);
     printf("lab_warm_rate %.0f\nlab_warm_answered %ld of %ld\n", m / (t1 - t0), answered, m);
-    sts_engine_free(e);
-    sts_fetcher_free(f);
-    dns_resolver_free(dns);
-    ev_loop_free(loop);
-    db_stscache_close(c);
+    live_close(&l);
     return 0;
 }
 
@@ -345,42 +373,16 @@ static int bench_cold(const char *data, const char *ca, int n, char **domains, l
     double *ms = calloc((size_t)n, sizeof *ms);
     mkdir(data, 0700);
     for (int i = 0; i < n; i++) {
-        char dir[4096], err[512];
+        char dir[4096];
         snprintf(dir, sizeof dir, "%s/%d", data, i);
-        mkdir(dir, 0700);
-        struct db_stscache *c = NULL;
-        if (db_stscache_open(dir, &c, err, sizeof err) != DB_OK) {
-            fprintf(stderr, "bench_sts: %s\n", err);
+        struct live l;
+        if (live_open(dir, ca, false, &l) != 0)
             return 1;
-        }
-        loop = ev_loop_new();
-        struct dns_config dc;
-        memset(&dc, 0, sizeof dc);
-        struct sts_fetch_config fc;
-        memset(&fc, 0, sizeof fc);
-        fc.ca_file = ca;
-        struct dns_resolver *dns = NULL;
-        struct sts_fetcher *f = NULL;
-        struct sts_engine *e = NULL;
-        struct sts_engine_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        if (dns_resolver_new(loop, &dc, &dns, err, sizeof err) < 0 ||
-            sts_fetcher_new(loop, dns, &fc, &f, err, sizeof err) < 0) {
-            fprintf(stderr, "bench_sts: %s\n", err);
-            return 1;
-        }
-        cfg.loop = loop;
-        sts_engine_io_live(&cfg.io, dns, f);
-        db_stsengine_store(c, &cfg.store);
-        if (sts_engine_new(&cfg, &e, err, sizeof err) < 0) {
-            fprintf(stderr, "bench_sts: %s\n", err);
-            return 1;
-        }
         struct cold_done d;
         memset(&d, 0, sizeof d);
         struct sts_result r;
         double t0 = mono();
-        if (sts_engine_lookup(e, domains[i], &r, cold_cb, &d, NULL) != STS_ENGINE_PENDING) {
+        if (sts_engine_lookup(l.e, domains[i], &r, cold_cb, &d, NULL) != STS_ENGINE_PENDING) {
             d.called = true;
             d.res = r;
         }
@@ -390,11 +392,7 @@ static int bench_cold(const char *data, const char *ca, int n, char **domains, l
         printf("cold %s %.1f %s\n", domains[i], ms[i],
                d.res.policy ? sts_mode_name(d.res.mode) : "no-policy");
         sts_result_release(&d.res);
-        sts_engine_free(e);
-        sts_fetcher_free(f);
-        dns_resolver_free(dns);
-        ev_loop_free(loop);
-        db_stscache_close(c);
+        live_close(&l);
     }
     print_stats(ms, n);
     free(ms);
